@@ -1,0 +1,43 @@
+"""Helper package of *Paying Attention*, an executable textbook on the attention mechanism.
+
+Each chapter of the book builds an idea step by step and then imports the finished piece
+from here. Modules: :mod:`attention_book.attention` (scores, softmax, attention),
+:mod:`attention_book.train` (one small training loop), :mod:`attention_book.plots` (the book's
+figure style) and :mod:`attention_book.checks` (self-checking exercises).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["__version__", "seed_everything"]
+
+__version__ = "0.1.0"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch so that a page gives the same output on every run.
+
+    Args:
+        seed: a non-negative integer below 2**32.
+
+    Returns:
+        A ``torch.Generator`` seeded with ``seed``, for code that wants its own stream
+        (data loaders, samplers) independent of the global one.
+
+    Introduced in :ref:`sec-soft-lookup`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - pages may still use the legacy global generator
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)

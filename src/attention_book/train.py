@@ -1,0 +1,125 @@
+"""One small training loop, used by every chapter that trains a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from . import _validate
+
+__all__ = ["History", "train"]
+
+# No elapsed time or rate in the bar: a page's stored output must not depend on the machine.
+_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} epochs{postfix}"
+
+
+@dataclass
+class History:
+    """What happened during training, one entry per epoch.
+
+    Attributes:
+        loss: mean training loss of each epoch.
+        metrics: for each name returned by ``eval_fn``, its value after each epoch.
+        steps: optimiser steps taken in all.
+    """
+
+    loss: list[float] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    steps: int = 0
+
+
+def train(
+    model: nn.Module,
+    data: Dataset[tuple[torch.Tensor, ...]] | tuple[torch.Tensor, ...],
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    epochs: int,
+    lr: float = 1e-2,
+    batch_size: int = 64,
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Fit ``model`` with Adam on mini-batches of ``data`` and return its history.
+
+    Each batch is ``(*inputs, target)``: the loss is ``loss_fn(model(*inputs), target)``.
+    Batches move to the device of the model's parameters, so the loop runs on CPU or CUDA.
+
+    Args:
+        model: the module to train; it is left in eval mode.
+        data: a dataset of ``(*inputs, target)`` tuples, or a tuple of tensors that share
+            their first dimension (the last one is the target).
+        loss_fn: maps ``(prediction, target)`` to a scalar loss.
+        epochs: passes over the data, > 0.
+        lr: Adam's learning rate, > 0.
+        batch_size: examples per step, > 0.
+        eval_fn: called with the model (in eval mode, without gradients) after every
+            epoch; returns named numbers, recorded in ``History.metrics``.
+        generator: shuffles the batches; pass one from :func:`attention_book.seed_everything`
+            for a run that does not depend on anything drawn before it.
+        progress: show a progress bar with the running loss.
+        desc: label of the progress bar.
+
+    Returns:
+        A :class:`History` with one loss (and one value per metric) per epoch.
+
+    Introduced in :ref:`sec-soft-lookup`.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    epochs = _validate.positive_int("epochs", epochs)
+    batch_size = _validate.positive_int("batch_size", batch_size)
+    lr = _validate.positive("lr", lr)
+    if isinstance(data, tuple):
+        data = _tensor_dataset(data)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    device = params[0].device
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    history = History()
+    bar = tqdm(range(epochs), desc=desc, bar_format=_BAR_FORMAT, disable=not progress)
+    for _ in bar:
+        model.train()
+        total, count = 0.0, 0
+        for batch in loader:
+            *inputs, target = (t.to(device) for t in batch)
+            loss = loss_fn(model(*inputs), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(target)
+            count += len(target)
+            history.steps += 1
+        history.loss.append(total / count)
+        postfix = {"loss": f"{history.loss[-1]:.4g}"}
+        if eval_fn is not None:
+            model.eval()
+            with torch.no_grad():
+                for name, value in eval_fn(model).items():
+                    history.metrics.setdefault(name, []).append(float(value))
+                    postfix[name] = f"{float(value):.4g}"
+        bar.set_postfix(postfix, refresh=False)
+    model.eval()
+    return history
+
+
+def _tensor_dataset(data: tuple[torch.Tensor, ...]) -> TensorDataset:
+    if len(data) < 2:
+        raise ValueError(f"data must hold at least (inputs, target), got {len(data)} tensor(s)")
+    for i, t in enumerate(data):
+        _validate.tensor(f"data[{i}]", t, floating=False)
+    sizes = [len(t) for t in data]
+    if len(set(sizes)) != 1:
+        shapes = [tuple(t.shape) for t in data]
+        raise ValueError(f"data tensors must share their first dimension, got shapes {shapes}")
+    if sizes[0] == 0:
+        raise ValueError("data must hold at least one example, got 0")
+    return TensorDataset(*data)

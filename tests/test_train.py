@@ -1,0 +1,107 @@
+import pytest
+import torch
+from torch import nn
+
+from attention_book import seed_everything
+from attention_book.train import History, train
+
+
+def line_data(n=256):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[2.0], [-1.0], [0.5]]) + 0.3
+    return x, y
+
+
+def test_loss_falls_and_history_has_one_entry_per_epoch():
+    seed_everything(0)
+    model = nn.Linear(3, 1)
+    x, y = line_data()
+    history = train(model, (x, y), nn.functional.mse_loss, epochs=30, lr=0.05, progress=False)
+    assert isinstance(history, History)
+    assert len(history.loss) == 30
+    assert history.steps == 30 * 4  # 256 examples in batches of 64
+    assert history.loss[-1] < 0.01 * history.loss[0]
+    assert not model.training
+
+
+def test_eval_fn_is_recorded_without_gradients_in_eval_mode():
+    seen = []
+
+    def eval_fn(model):
+        seen.append((model.training, torch.is_grad_enabled()))
+        return {"const": 1.5}
+
+    x, y = line_data(32)
+    history = train(
+        nn.Linear(3, 1), (x, y), nn.functional.mse_loss, epochs=3, eval_fn=eval_fn, progress=False
+    )
+    assert history.metrics == {"const": [1.5, 1.5, 1.5]}
+    assert seen == [(False, False)] * 3
+
+
+def test_same_generator_same_run():
+    def run():
+        g = seed_everything(1)
+        model = nn.Linear(3, 1)
+        return train(
+            model, line_data(), nn.functional.mse_loss, epochs=3, generator=g, progress=False
+        ).loss
+
+    assert run() == run()
+
+
+def test_progress_bar_shows_no_timing(capsys):
+    x, y = line_data(16)
+    train(nn.Linear(3, 1), (x, y), nn.functional.mse_loss, epochs=2, desc="fit")
+    err = capsys.readouterr().err
+    assert "fit: 100%" in err and "2/2 epochs" in err and "loss=" in err
+    assert "it/s" not in err and "00:" not in err  # no elapsed time or rate: outputs stay stable
+
+
+def test_accepts_a_dataset_and_multiple_inputs():
+    class Add(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, a, b):
+            return self.w * (a + b)
+
+    a, b = torch.randn(40), torch.randn(40)
+    data = torch.utils.data.TensorDataset(a, b, 3 * (a + b))
+    model = Add()
+    train(model, data, nn.functional.mse_loss, epochs=60, lr=0.1, batch_size=8, progress=False)
+    assert abs(model.w.item() - 3.0) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"epochs": 0}, ValueError, "epochs must be > 0, got 0"),
+        ({"epochs": 2.0}, TypeError, "epochs must be an int, got float"),
+        ({"epochs": 1, "batch_size": -4}, ValueError, "batch_size must be > 0, got -4"),
+        ({"epochs": 1, "lr": 0.0}, ValueError, "lr must be a finite number > 0, got 0.0"),
+    ],
+)
+def test_rejects_bad_settings(kwargs, error, message):
+    x, y = line_data(8)
+    with pytest.raises(error, match=message):
+        train(nn.Linear(3, 1), (x, y), nn.functional.mse_loss, progress=False, **kwargs)
+
+
+def test_rejects_bad_data_and_model():
+    x, y = line_data(8)
+    with pytest.raises(
+        ValueError, match=r"share their first dimension, got shapes \[\(8, 3\), \(7, 1\)\]"
+    ):
+        train(nn.Linear(3, 1), (x, y[:7]), nn.functional.mse_loss, epochs=1)
+    with pytest.raises(ValueError, match="at least \\(inputs, target\\), got 1"):
+        train(nn.Linear(3, 1), (x,), nn.functional.mse_loss, epochs=1)
+    with pytest.raises(TypeError, match="data\\[1\\] must be a torch.Tensor, got list"):
+        train(nn.Linear(3, 1), (x, [1.0] * 8), nn.functional.mse_loss, epochs=1)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
+        train(lambda t: t, (x, y), nn.functional.mse_loss, epochs=1)
+    frozen = nn.Linear(3, 1).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train(frozen, (x, y), nn.functional.mse_loss, epochs=1)
