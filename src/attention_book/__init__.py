@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import random
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["__version__", "seed_everything"]
+__all__ = ["__version__", "glue", "seed_everything"]
 
 __version__ = "0.1.0"
 
@@ -41,3 +42,30 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)  # noqa: NPY002 - pages may still use the legacy global generator
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def glue(name: str, value: Any, display: bool = True) -> None:
+    """Record ``value`` under ``name`` so that the book's prose can quote it.
+
+    In the book's build this is ``myst_nb.glue``: the text ``{glue:text}`name```
+    in a page shows the number this cell computed. Where MyST-NB is not installed (Colab),
+    the value is simply shown when ``display`` is true.
+
+    Args:
+        name: the key the prose refers to; unique within a page.
+        value: any object with a text representation, usually a number.
+        display: also show the value under the cell.
+
+    Introduced in :ref:`sec-soft-lookup`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return
+    myst_glue(name, value, display=display)

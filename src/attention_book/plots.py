@@ -8,7 +8,7 @@ stay light.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -17,7 +17,9 @@ import torch
 from cycler import cycler
 from matplotlib.axes import Axes
 
-__all__ = ["CMAP", "PALETTE", "attention_heatmap", "use_style"]
+from . import _validate
+
+__all__ = ["CMAP", "PALETTE", "attention_heatmap", "soft_lookup_widget", "use_style"]
 
 #: Colormap for weights and other quantities in [0, 1]; perceptually uniform.
 CMAP = "viridis"
@@ -33,6 +35,9 @@ PALETTE = (
     "#F0E442",  # yellow
     "#000000",  # black
 )
+
+if TYPE_CHECKING:
+    import ipywidgets
 
 _STYLE: dict[str, Any] = {
     "figure.figsize": (6.4, 3.6),
@@ -112,12 +117,17 @@ def attention_heatmap(
     if n == 0 or m == 0:
         raise ValueError(f"weights must have at least one row and column, got {weights.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.2 + 0.45 * m, 0.8 + 0.4 * n))
+        _, ax = plt.subplots(figsize=(2.0 + 0.6 * m, 1.0 + 0.35 * n))
     image = ax.imshow(
         weights, cmap=CMAP, vmin=0.0, vmax=max(1.0, float(weights.max())), aspect="auto"
     )
     ax.set_xticks(range(m), [str(s) for s in (range(m) if key_labels is None else key_labels)])
     ax.set_yticks(range(n), [str(s) for s in (range(n) if query_labels is None else query_labels)])
+    if key_labels is not None and max(len(str(s)) for s in key_labels) > 3:
+        ax.tick_params(axis="x", labelrotation=35)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+            label.set_rotation_mode("anchor")
     ax.set_xlabel("key")
     ax.set_ylabel("query")
     ax.tick_params(length=0)
@@ -141,3 +151,74 @@ def attention_heatmap(
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label="weight")
     return ax
+
+
+def soft_lookup_widget(
+    keys: np.ndarray,
+    colours: np.ndarray,
+    labels: Sequence[str],
+    *,
+    angle: float = 40.0,
+    temperature: float = 1.0,
+) -> ipywidgets.VBox:
+    """Build sliders that move a unit query around the circle and set the temperature.
+
+    The widget shows, for the current query, the weight of every key as a bar in that key's
+    colour and the looked-up colour (the weighted sum of ``colours``) as a swatch. It draws
+    with HTML, so a saved notebook shows its last state even without a running kernel.
+
+    Args:
+        keys: ``(M, 2)`` keys in the plane.
+        colours: ``(M, 3)`` RGB values in [0, 1], one per key.
+        labels: ``M`` names of the keys.
+        angle: initial direction of the query, in degrees.
+        temperature: initial temperature, > 0.
+
+    Returns:
+        The widget; display it as the last expression of a cell.
+
+    Introduced in :ref:`sec-soft-lookup`.
+    """
+    import ipywidgets as w
+
+    keys, colours = np.asarray(keys, dtype=float), np.asarray(colours, dtype=float)
+    if keys.ndim != 2 or keys.shape[1] != 2:
+        raise ValueError(f"keys must be (M, 2), got shape {keys.shape}")
+    if colours.shape != (len(keys), 3):
+        raise ValueError(f"colours must be (M, 3) = {(len(keys), 3)}, got shape {colours.shape}")
+    if len(labels) != len(keys):
+        raise ValueError(f"labels must have {len(keys)} entries, got {len(labels)}")
+    temperature = _validate.positive("temperature", temperature)
+
+    angle_slider = w.FloatSlider(value=angle, min=0, max=360, step=5, description="query angle")
+    temp_slider = w.FloatLogSlider(
+        value=temperature, base=10, min=-1.5, max=1, step=0.05, description="temperature"
+    )
+    view = w.HTML()
+
+    def hex_colour(rgb: np.ndarray) -> str:
+        return "#" + "".join(f"{round(255 * float(c)):02x}" for c in np.clip(rgb, 0, 1))
+
+    def update(_: object = None) -> None:
+        theta = np.deg2rad(angle_slider.value)
+        scores = keys @ np.array([np.cos(theta), np.sin(theta)]) / temp_slider.value
+        weights = np.exp(scores - scores.max())
+        weights /= weights.sum()
+        rows = "".join(
+            f"<div style='display:flex;align-items:center;gap:6px;height:20px'>"
+            f"<span style='width:60px'>{label}</span>"
+            f"<span style='width:{200 * wt:.0f}px;height:14px;background:{hex_colour(c)}'></span>"
+            f"<span>{wt:.2f}</span></div>"
+            for label, wt, c in zip(labels, weights, colours, strict=True)
+        )
+        swatch = hex_colour(weights @ colours)
+        view.value = (
+            f"<div style='display:flex;gap:24px;align-items:center'><div>{rows}</div>"
+            f"<div style='text-align:center'><div style='width:70px;height:70px;"
+            f"background:{swatch};border-radius:6px'></div>output<br>{swatch}</div></div>"
+        )
+
+    angle_slider.observe(update, "value")
+    temp_slider.observe(update, "value")
+    update()
+    return w.VBox([w.HBox([angle_slider, temp_slider]), view])

@@ -1,0 +1,108 @@
+"""Turn the MyST sources in book/ into executed notebooks in notebooks/.
+
+    python scripts/build_notebooks.py                 # every chapter page
+    python scripts/build_notebooks.py book/01_intuition/01_soft_lookup.md
+
+Each page is converted with jupytext, executed top to bottom in a fresh kernel (in its
+notebook folder, as Colab would run it), and written with its outputs. The output is made
+reproducible: widget model ids are renumbered from the page's name, and no execution
+timestamps are stored, so running twice gives the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+NOTEBOOKS = ROOT / "notebooks"
+BUDGET_S = 60.0  # every page must execute within this on 2 cores
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def is_chapter_page(path: Path) -> bool:
+    """A chapter page is a MyST-NB text notebook: its front matter names a kernel."""
+    head = path.read_text(encoding="utf-8")[:600]
+    return head.startswith("---") and "kernelspec:" in head
+
+
+def chapter_sources() -> list[Path]:
+    return sorted(p for p in BOOK.rglob("*.md") if is_chapter_page(p))
+
+
+def notebook_path(source: Path) -> Path:
+    return NOTEBOOKS / source.relative_to(BOOK).with_suffix(".ipynb")
+
+
+def renumber_widgets(nb: nbformat.NotebookNode, page: str) -> nbformat.NotebookNode:
+    """Replace the random widget model ids with ids derived from the page name."""
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    if not state:
+        return nb
+    mapping = {
+        old: uuid.uuid5(uuid.NAMESPACE_URL, f"{page}#{i}").hex for i, old in enumerate(state)
+    }
+    text = json.dumps(nb)
+    text = re.sub("|".join(map(re.escape, mapping)), lambda m: mapping[m.group(0)], text)
+    return nbformat.from_dict(json.loads(text))
+
+
+def build(source: Path) -> float:
+    """Execute one page and write its notebook; return the execution time in seconds."""
+    target = notebook_path(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nb = jupytext.read(source)
+    nb.metadata.pop("jupytext", None)
+    client = NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(target.parent)}},
+        store_widget_state=True,
+        record_timing=False,
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nb = renumber_widgets(nb, str(source.relative_to(BOOK)))
+    nbformat.validate(nb)
+    nbformat.write(nb, target)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="*", type=Path, help="pages to build (default: all)")
+    args = parser.parse_args(argv)
+    sources = [p.resolve() for p in args.sources] or chapter_sources()
+    for source in sources:
+        if not source.is_relative_to(BOOK) or not is_chapter_page(source):
+            parser.error(f"{source} is not a chapter page under {BOOK}")
+    timings = {}
+    for source in sources:
+        name = str(source.relative_to(ROOT))
+        print(f"executing {name} ...", flush=True)
+        timings[name] = build(source)
+        print(f"  {timings[name]:.1f} s -> {notebook_path(source).relative_to(ROOT)}", flush=True)
+    over = {k: v for k, v in timings.items() if v > BUDGET_S}
+    print(f"{len(timings)} page(s) in {sum(timings.values()):.0f} s")
+    if over:
+        print(f"over the {BUDGET_S:.0f} s budget: {over}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
