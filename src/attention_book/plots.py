@@ -190,7 +190,10 @@ def soft_lookup_widget(
         raise ValueError(f"labels must have {len(keys)} entries, got {len(labels)}")
     temperature = _validate.positive("temperature", temperature)
 
-    angle_slider = w.FloatSlider(value=angle, min=0, max=360, step=5, description="query angle")
+    style = {"description_width": "initial"}
+    angle_slider = w.FloatSlider(
+        value=angle, min=0, max=360, step=5, description="query angle (°)", style=style
+    )
     temp_slider = w.FloatLogSlider(
         value=temperature, base=10, min=-1.5, max=1, step=0.05, description="temperature"
     )

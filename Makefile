@@ -1,0 +1,69 @@
+# Paying Attention: the two commands a reader needs are `make book` and `make test`.
+# Each creates the environment (.venv) first when it is missing or out of date.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ASSETS := _assets/.complete
+SITE := _build/html
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+export PYTHONHASHSEED := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help env assets notebooks book test lint unit nbval site-test clean
+
+help:
+	@echo "make book       build the site into $(SITE) (creates $(VENV) if needed)"
+	@echo "make test       lint, unit tests, nbval on every notebook, site build, browser test"
+	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+env: $(STAMP)
+
+$(ASSETS): scripts/fetch_assets.sh
+	bash scripts/fetch_assets.sh
+
+assets: $(ASSETS)
+
+notebooks: $(STAMP)
+	$(PY) scripts/build_notebooks.py $(PAGES)
+
+book: $(STAMP) $(ASSETS)
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The site is built: open $(CURDIR)/$(SITE)/index.html"
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests scripts benchmarks notebooks conftest.py
+	$(PY) -m ruff format --check src tests scripts benchmarks conftest.py
+	$(PY) -m mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/site
+
+nbval: $(STAMP)
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with nbval_sanitize.cfg \
+	  --nbval-cell-timeout=300 -p no:cacheprovider
+
+site-test: $(STAMP)
+	@test -x "$(CHROMIUM)" || { echo "installing Debian's chromium for the browser test"; \
+	  apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }
+	$(PY) -m pytest tests/site --site $(SITE)
+
+test: $(STAMP) $(ASSETS)
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory lint unit nbval book site-test; \
+	echo "make test: all checks passed in $$(( $$(date +%s) - start )) s"
+
+clean:
+	rm -rf _build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,47 @@
+"""Project-wide pytest hooks: the execution budget of the notebooks checked by nbval.
+
+Every page must run top to bottom in under 60 s on 2 cores. When nbval runs the notebooks,
+this sums the time of each notebook's cells, prints the slowest pages and fails the run when
+one is over budget.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+PAGE_BUDGET_S = 60.0
+BOOK_BUDGET_S = 600.0
+_page_seconds: dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        _page_seconds[path] += report.duration
+
+
+def _over_budget() -> list[str]:
+    over = [f"{p} took {s:.0f} s" for p, s in _page_seconds.items() if s > PAGE_BUDGET_S]
+    if sum(_page_seconds.values()) > BOOK_BUDGET_S:
+        over.append(f"the whole book took {sum(_page_seconds.values()):.0f} s")
+    return over
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _page_seconds:
+        return
+    tr = terminalreporter
+    tr.section("slowest pages (budget: 60 s a page, 600 s in all)")
+    for path, seconds in sorted(_page_seconds.items(), key=lambda kv: -kv[1])[:10]:
+        tr.write_line(f"{seconds:7.1f} s  {Path(path)}")
+    tr.write_line(f"{sum(_page_seconds.values()):7.1f} s  all {len(_page_seconds)} page(s)")
+    for problem in _over_budget():
+        tr.write_line(f"OVER BUDGET: {problem}", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _page_seconds and _over_budget() and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
