@@ -5,8 +5,8 @@
 
 Each page is converted with jupytext, executed top to bottom in a fresh kernel (in its
 notebook folder, as Colab would run it), and written with its outputs. The output is made
-reproducible: widget model ids are renumbered from the page's name, and no execution
-timestamps are stored, so running twice gives the same file.
+reproducible: cells are numbered, widget model ids are derived from the page's name, and no
+execution timestamps are stored, so running twice gives the same file.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ def build(source: Path) -> float:
     target.parent.mkdir(parents=True, exist_ok=True)
     nb = jupytext.read(source)
     nb.metadata.pop("jupytext", None)
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"  # jupytext draws random ids; stable ones keep diffs small
     client = NotebookClient(
         nb,
         timeout=600,

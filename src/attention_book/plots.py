@@ -195,7 +195,13 @@ def soft_lookup_widget(
         value=angle, min=0, max=360, step=5, description="query angle (°)", style=style
     )
     temp_slider = w.FloatLogSlider(
-        value=temperature, base=10, min=-1.5, max=1, step=0.05, description="temperature"
+        value=temperature,
+        base=10,
+        min=-1.5,
+        max=1,
+        step=0.05,
+        description="temperature",
+        style=style,
     )
     view = w.HTML()
 

@@ -1,0 +1,129 @@
+"""Every page of the built site, loaded in Chromium with no network but the site itself.
+
+Run after `make book`: `pytest tests/site --site _build/html`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page
+
+ROOT = Path(__file__).resolve().parents[2]
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+PAGES = [TOC["root"]] + [c["file"] for part in TOC["parts"] for c in part["chapters"]]
+REPO = CONFIG["repository"]["url"].removeprefix("https://github.com/")
+
+
+@dataclass
+class Visit:
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module", params=PAGES)
+def visit(request: pytest.FixtureRequest, browser: Browser, base_url: str):
+    """Load one page; record console errors, page errors, failed and off-site requests."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    found = Visit(page)
+
+    def route(route):
+        url = route.request.url
+        if url.startswith((base_url, "data:", "blob:")):
+            route.continue_()
+        else:  # the site must not need the network
+            found.errors.append(f"request off the site: {url}")
+            route.abort()
+
+    page.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and found.errors.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: found.errors.append(f"page error: {e}"))
+    page.on(
+        "response",
+        lambda r: r.status >= 400 and found.errors.append(f"HTTP {r.status}: {r.url}"),
+    )
+    page.goto(base_url + request.param + ".html", wait_until="networkidle")
+    page.wait_for_function("!window.MathJax || !MathJax.startup || !!MathJax.startup.document")
+    page.evaluate("window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+    page.wait_for_timeout(300)  # let widgets finish rendering
+    found.page_name = request.param
+    yield found
+    context.close()
+
+
+def test_page_loads_cleanly(visit):
+    assert visit.page.title()
+    assert visit.errors == []
+
+
+def test_math_renders(visit):
+    page = visit.page
+    math = page.locator("div.math, span.math").count()
+    if math == 0:
+        pytest.skip("no math on this page")
+    assert page.locator("mjx-container").count() >= math
+    text = page.locator("article").inner_text()
+    assert "\\(" not in text and "\\[" not in text and "$$" not in text
+
+
+def test_images_load_and_have_alt_text(visit):
+    # load lazy images too, then look at every <img>, visible or not (the logo has two)
+    images = visit.page.evaluate(
+        """async () => {
+            const imgs = [...document.querySelectorAll("img")];
+            imgs.forEach(img => { img.loading = "eager"; });
+            await Promise.all(imgs.map(img => img.decode().catch(() => null)));
+            return imgs.map(img => ({src: img.getAttribute("src"), alt: img.getAttribute("alt"),
+                                     loaded: img.complete && img.naturalWidth > 0}));
+        }"""
+    )
+    assert images, "every page shows at least the logo"
+    for image in images:
+        assert image["loaded"], f"image did not load: {image['src'][:80]}"
+        assert (image["alt"] or "").strip(), f"no alt text: {image['src'][:80]}"
+
+
+def test_solution_dropdowns_open(visit):
+    dropdowns = visit.page.locator(".solution.dropdown")
+    if dropdowns.count() == 0:
+        pytest.skip("no solutions on this page")
+    for i in range(dropdowns.count()):
+        dropdown = dropdowns.nth(i)
+        body = dropdown.locator("section").first
+        assert not body.is_visible(), "solutions start folded"
+        dropdown.locator(".toggle-button").click()
+        body.wait_for(state="visible")
+        assert "toggle-hidden" not in (dropdown.get_attribute("class") or "")
+
+
+def test_footer_states_the_licences(visit):
+    footer = " ".join(visit.page.locator("footer").all_inner_texts())
+    assert "MIT" in footer and "CC BY 4.0" in footer
+
+
+def test_chapter_pages_have_colab_and_binder_buttons(visit):
+    if not visit.page_name.startswith("notebooks/"):
+        pytest.skip("front and back matter are not notebooks")
+    notebook = f"{visit.page_name}.ipynb"
+    hrefs = visit.page.eval_on_selector_all(
+        ".dropdown-launch-buttons a", "els => els.map(a => a.href)"
+    )
+    colab = f"https://colab.research.google.com/github/{REPO}/blob/main/{notebook}"
+    assert colab in hrefs
+    binder = [h for h in hrefs if h.startswith(f"https://mybinder.org/v2/gh/{REPO}/main?")]
+    assert (binder and quote(notebook, safe="") in binder[0]) or notebook in binder[0]
+
+
+def test_widgets_render_without_a_kernel(visit):
+    page = visit.page
+    if "widget-state+json" not in page.content():
+        pytest.skip("no widgets on this page")
+    assert page.locator(".jupyter-widgets .widget-slider, .jupyter-widgets input").count() > 0
+    assert page.locator(".widget-html-content").count() > 0
