@@ -58,7 +58,7 @@ def not_started(query, keys, values, temperature=1.0):
 
 def test_accepts_reference(capsys):
     assert checks.check_soft_lookup(reference) is True
-    assert "✅ soft_lookup passes all 6 checks" in capsys.readouterr().out
+    assert "✓ soft_lookup passes all 6 checks" in capsys.readouterr().out
 
 
 def test_accepts_torch_style_returns(capsys):
@@ -87,7 +87,7 @@ def test_accepts_torch_style_returns(capsys):
 def test_rejects_wrong_implementations(wrong, named_property, capsys):
     assert checks.check_soft_lookup(wrong) is False
     out = capsys.readouterr().out
-    assert out.startswith("❌ soft_lookup failed a check.")
+    assert out.startswith("✗ soft_lookup failed a check.")
     assert named_property in out
     assert "query" in out  # the input that showed the failure is named
 
@@ -100,7 +100,7 @@ def test_feedback_never_shows_the_solution(capsys):
 
 def test_not_implemented_gets_a_gentle_note(capsys):
     assert checks.check_soft_lookup(not_started) is False
-    assert "⏳ soft_lookup is not implemented yet" in capsys.readouterr().out
+    assert "… soft_lookup is not implemented yet" in capsys.readouterr().out
 
 
 def test_rejects_a_non_function():

@@ -15,9 +15,10 @@ import numpy as np
 
 __all__ = ["check_soft_lookup"]
 
-PASS = "✅"
-FAIL = "❌"
-TODO = "⏳"
+# Plain symbols that every monospace font has (emoji render as boxes in some browsers).
+PASS = "✓"
+FAIL = "✗"
+TODO = "…"
 
 
 class _Failure(Exception):

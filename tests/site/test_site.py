@@ -63,6 +63,11 @@ def test_page_loads_cleanly(visit):
     assert visit.errors == []
 
 
+def test_one_search_box(visit):
+    boxes = visit.page.locator(".search-button-field")
+    assert sum(boxes.nth(i).is_visible() for i in range(boxes.count())) == 1
+
+
 def test_math_renders(visit):
     page = visit.page
     math = page.locator("div.math, span.math").count()
