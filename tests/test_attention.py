@@ -4,9 +4,19 @@ import hypothesis.strategies as st
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
+from torch import nn
 
-from attention_book.attention import scaled_dot_product_attention, softmax
+from attention_book.attention import (
+    AdditiveAttention,
+    BilinearAttention,
+    MultiHeadAttention,
+    causal_mask,
+    dot_product_scores,
+    padding_mask,
+    scaled_dot_product_attention,
+    softmax,
+)
 
 
 def rand(*shape, dtype=torch.float64):
@@ -127,3 +137,255 @@ def test_sdpa_rejects_mixed_dtypes_and_bad_scale():
         scaled_dot_product_attention(q, k, v, scale=-1)
     with pytest.raises(TypeError, match="values must be a torch.Tensor, got ndarray"):
         scaled_dot_product_attention(q, k, v.numpy())
+
+
+# --- masks -------------------------------------------------------------------------------
+
+
+@given(
+    batch=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    n=st.integers(1, 6),
+    m=st.integers(1, 6),
+    d=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    mask_kind=st.sampled_from(["none", "random", "broadcast"]),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_sdpa_matches_pytorch_over_random_shapes_and_masks(batch, n, m, d, seed, mask_kind):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(*batch, n, d, generator=g, dtype=torch.float64)
+    k = torch.randn(*batch, m, d, generator=g, dtype=torch.float64)
+    v = torch.randn(*batch, m, 3, generator=g, dtype=torch.float64)
+    mask = None
+    if mask_kind == "random":
+        mask = torch.rand(*batch, n, m, generator=g) < 0.7
+        mask[..., 0] = True  # PyTorch gives NaN for a row with no allowed key; ours gives 0
+    elif mask_kind == "broadcast":
+        mask = torch.rand(1, m, generator=g) < 0.7
+        mask[..., 0] = True
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    if mask is not None:
+        assert (weights[~mask.expand_as(weights)] == 0).all()
+    torch.testing.assert_close(weights.sum(-1), torch.ones(*batch, n, dtype=torch.float64))
+
+
+def test_query_with_no_allowed_key_gets_zero_weights_and_output_not_nan():
+    q, k, v = (rand(3, 4).requires_grad_() for _ in range(3))
+    mask = torch.tensor([[True, False, True], [False, False, False], [True, True, True]])
+    out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert torch.equal(weights[1], torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(out[1], torch.zeros(4, dtype=torch.float64))
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_masked_gradients_match_pytorch():
+    q, k, v = (rand(2, 5, 4).requires_grad_() for _ in range(3))
+    mask = causal_mask(5)
+    ours = torch.autograd.grad(scaled_dot_product_attention(q, k, v, mask)[0].sum(), (q, k, v))
+    theirs = torch.autograd.grad(
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum(), (q, k, v)
+    )
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_softmax_mask_zeroes_and_renormalises():
+    x = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    w = softmax(x, mask=mask)
+    torch.testing.assert_close(w[0], torch.softmax(torch.tensor([1.0, -math.inf, 3.0]), -1))
+    assert torch.equal(w[1], torch.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("mask", "error", "message"),
+    [
+        (torch.ones(3, 6), TypeError, "mask must have dtype torch.bool"),
+        ([[True]], TypeError, "mask must be a boolean torch.Tensor, got list"),
+        (
+            torch.ones(3, 5, dtype=torch.bool),
+            ValueError,
+            r"mask of shape \(3, 5\) does not broadcast to the scores shape \(3, 6\)",
+        ),
+        (torch.ones(2, 3, 6, dtype=torch.bool), ValueError, r"mask of shape \(2, 3, 6\)"),
+    ],
+)
+def test_sdpa_rejects_bad_masks(mask, error, message):
+    with pytest.raises(error, match=message):
+        scaled_dot_product_attention(rand(3, 4), rand(6, 4), rand(6, 2), mask=mask)
+
+
+def test_causal_mask():
+    assert torch.equal(causal_mask(3), torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]).bool())
+    # two new queries after a cache of three keys: they sit at positions 3 and 4
+    assert torch.equal(causal_mask(2, 5), torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]).bool())
+    assert causal_mask(4).dtype == torch.bool
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((0,), ValueError, "n must be > 0, got 0"),
+        ((3, 2), ValueError, "m must be >= n"),
+        ((2.0,), TypeError, "n must be an int, got float"),
+    ],
+)
+def test_causal_mask_rejects_bad_sizes(args, error, message):
+    with pytest.raises(error, match=message):
+        causal_mask(*args)
+
+
+def test_padding_mask():
+    expected = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]).bool()
+    assert torch.equal(padding_mask(torch.tensor([2, 4, 0]), 4), expected)
+    assert torch.equal(padding_mask([2, 4, 0], 4), expected)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "max_len", "error", "message"),
+    [
+        ([1, 5], 4, ValueError, r"lengths must lie in \[0, max_len=4\], got \[1, 5\]"),
+        ([-1], 4, ValueError, r"lengths must lie in \[0, max_len=4\]"),
+        (torch.tensor([1.5]), 4, ValueError, "lengths must be a 1-D integer tensor"),
+        (torch.tensor([[1]]), 4, ValueError, r"of shape \(1, 1\)"),
+        ([1], 0, ValueError, "max_len must be > 0"),
+        ("12", 4, TypeError, "lengths must be a tensor or a list of ints, got str"),
+    ],
+)
+def test_padding_mask_rejects_bad_input(lengths, max_len, error, message):
+    with pytest.raises(error, match=message):
+        padding_mask(lengths, max_len)
+
+
+# --- score functions ---------------------------------------------------------------------
+
+
+def test_dot_product_scores_default_and_scaled():
+    q, k = rand(2, 3, 4), rand(2, 5, 4)
+    torch.testing.assert_close(dot_product_scores(q, k), q @ k.transpose(-1, -2))
+    torch.testing.assert_close(dot_product_scores(q, k, scale=None), q @ k.transpose(-1, -2) / 2)
+
+
+def test_additive_attention_matches_its_formula():
+    torch.manual_seed(0)
+    attn = AdditiveAttention(query_dim=3, key_dim=5, hidden_dim=7).double()
+    q, k, v = rand(2, 4, 3), rand(2, 6, 5), rand(2, 6, 2)
+    out, weights = attn(q, k, v)
+    wq, wk, w = attn.query_proj.weight, attn.key_proj.weight, attn.score_proj.weight[0]
+    expected = torch.empty(2, 4, 6, dtype=torch.float64)
+    for b in range(2):
+        for i in range(4):
+            for j in range(6):
+                expected[b, i, j] = w @ torch.tanh(wq @ q[b, i] + wk @ k[b, j])
+    torch.testing.assert_close(weights, torch.softmax(expected, -1))
+    torch.testing.assert_close(out, weights @ v)
+
+
+def test_bilinear_attention_matches_its_formula():
+    torch.manual_seed(0)
+    attn = BilinearAttention(query_dim=3, key_dim=5).double()
+    q, k, v = rand(4, 3), rand(6, 5), rand(6, 2)
+    out, weights = attn(q, k, v, mask=causal_mask(4, 6))
+    scores = q @ attn.key_proj.weight @ k.T  # q^T W k with W of shape (3, 5)
+    expected = torch.softmax(scores.masked_fill(~causal_mask(4, 6), -math.inf), -1)
+    torch.testing.assert_close(weights, expected)
+    torch.testing.assert_close(out, expected @ v)
+
+
+@pytest.mark.parametrize("cls", [AdditiveAttention, BilinearAttention])
+def test_score_modules_name_bad_feature_sizes(cls):
+    attn = cls(3, 5, 7) if cls is AdditiveAttention else cls(3, 5)
+    with pytest.raises(ValueError, match=r"key must have 5 features, got shape \(6, 4\)"):
+        attn(torch.randn(4, 3), torch.randn(6, 4), torch.randn(6, 2))
+    with pytest.raises(ValueError, match=r"query must have 3 features"):
+        attn(torch.randn(4, 2), torch.randn(6, 5), torch.randn(6, 2))
+    with pytest.raises(ValueError, match="hidden_dim must be > 0|query_dim must be > 0"):
+        AdditiveAttention(3, 5, 0) if cls is AdditiveAttention else cls(0, 5)
+
+
+# --- multi-head attention ----------------------------------------------------------------
+
+
+def torch_mha(d_model, heads, bias, seed=0):
+    torch.manual_seed(seed)
+    return nn.MultiheadAttention(d_model, heads, bias=bias, batch_first=True).double()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("mask_kind", [None, "causal", "padding", "per-sequence"])
+def test_multihead_matches_pytorch(bias, mask_kind):
+    theirs = torch_mha(12, 3, bias)
+    ours = MultiHeadAttention.from_torch(theirs)
+    x, memory = rand(2, 5, 12), rand(2, 7, 12)
+    key = x if mask_kind == "causal" else memory
+    m = key.shape[1]
+    mask = {
+        None: None,
+        "causal": causal_mask(5),
+        "padding": padding_mask([7, 3], 7)[:, None, None, :],
+        "per-sequence": torch.rand(2, 5, m, generator=torch.Generator().manual_seed(1)) < 0.8,
+    }[mask_kind]
+    if mask_kind == "per-sequence":
+        mask[..., 0] = True
+    out, weights = ours(x, key, key, mask=mask)
+    torch_mask = None
+    if mask is not None:  # nn.MultiheadAttention's boolean masks mean the opposite: True = blocked
+        per_head = mask.unsqueeze(1) if mask.ndim == 3 else mask
+        torch_mask = ~per_head.expand(2, 3, 5, m).reshape(2 * 3, 5, m)
+    expected, expected_weights = theirs(
+        x, key, key, attn_mask=torch_mask, need_weights=True, average_attn_weights=False
+    )
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-5, rtol=1e-5)
+    assert weights.shape == (2, 3, 5, m)
+
+
+def test_multihead_parameter_count():
+    assert sum(p.numel() for p in MultiHeadAttention(16, 4).parameters()) == 4 * (16 * 16 + 16)
+    assert sum(p.numel() for p in MultiHeadAttention(16, 4, bias=False).parameters()) == 4 * 256
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        (
+            (10, 3),
+            ValueError,
+            "d_model must be divisible by num_heads, got d_model=10, num_heads=3",
+        ),
+        ((0, 1), ValueError, "d_model must be > 0"),
+        ((8, -2), ValueError, "num_heads must be > 0"),
+    ],
+)
+def test_multihead_rejects_bad_sizes(args, error, message):
+    with pytest.raises(error, match=message):
+        MultiHeadAttention(*args)
+
+
+def test_multihead_rejects_bad_inputs():
+    mha = MultiHeadAttention(8, 2)
+    with pytest.raises(ValueError, match=r"query must be \(B, length, d_model=8\), got \(5, 8\)"):
+        mha(torch.randn(5, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 8))
+    with pytest.raises(ValueError, match=r"key must be \(B, length, d_model=8\), got \(2, 5, 6\)"):
+        mha(torch.randn(2, 5, 8), torch.randn(2, 5, 6), torch.randn(2, 5, 8))
+    with pytest.raises(ValueError, match="with the batch size of query"):
+        mha(torch.randn(2, 5, 8), torch.randn(3, 5, 8), torch.randn(3, 5, 8))
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast"):
+        mha(
+            torch.randn(2, 5, 8),
+            torch.randn(2, 5, 8),
+            torch.randn(2, 5, 8),
+            mask=torch.ones(4, 4, dtype=torch.bool),
+        )
+
+
+def test_from_torch_rejects_what_it_cannot_copy():
+    with pytest.raises(TypeError, match="module must be a torch.nn.MultiheadAttention, got Linear"):
+        MultiHeadAttention.from_torch(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="kdim = vdim = embed_dim = 8, got kdim=4"):
+        MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
+    with pytest.raises(ValueError, match="add_bias_kv or add_zero_attn"):
+        MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, add_bias_kv=True))
