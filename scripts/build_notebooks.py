@@ -2,6 +2,7 @@
 
     python scripts/build_notebooks.py                 # every chapter page
     python scripts/build_notebooks.py book/01_intuition/01_soft_lookup.md
+    python scripts/build_notebooks.py --labs          # student labs, in notebooks/labs/
 
 Each page is converted with jupytext, executed top to bottom in a fresh kernel (in its
 notebook folder, as Colab would run it), and written with its outputs. The output is made
@@ -23,9 +24,12 @@ import jupytext
 import nbformat
 from nbclient import NotebookClient
 
+import labs
+
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
+LABS = NOTEBOOKS / "labs"
 BUDGET_S = 60.0  # every page must execute within this on 2 cores
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
@@ -44,6 +48,10 @@ def notebook_path(source: Path) -> Path:
     return NOTEBOOKS / source.relative_to(BOOK).with_suffix(".ipynb")
 
 
+def lab_path(source: Path) -> Path:
+    return LABS / source.relative_to(BOOK).with_suffix(".ipynb")
+
+
 def renumber_widgets(nb: nbformat.NotebookNode, page: str) -> nbformat.NotebookNode:
     """Replace the random widget model ids with ids derived from the page name."""
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
@@ -57,14 +65,21 @@ def renumber_widgets(nb: nbformat.NotebookNode, page: str) -> nbformat.NotebookN
     return nbformat.from_dict(json.loads(text))
 
 
-def build(source: Path) -> float:
-    """Execute one page and write its notebook; return the execution time in seconds."""
-    target = notebook_path(source)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nb = jupytext.read(source)
+def read_page(source: Path, lab: bool = False) -> nbformat.NotebookNode:
+    """Read a MyST page as a notebook (its student lab when ``lab``), with stable cell ids."""
+    text = source.read_text(encoding="utf-8")
+    nb = jupytext.reads(labs.to_lab(text) if lab else text, fmt="md:myst")
     nb.metadata.pop("jupytext", None)
     for i, cell in enumerate(nb.cells):
         cell.id = f"cell-{i:03d}"  # jupytext draws random ids; stable ones keep diffs small
+    return nb
+
+
+def build(source: Path, lab: bool = False) -> float:
+    """Execute one page (or its lab) and write the notebook; return the seconds it took."""
+    target = lab_path(source) if lab else notebook_path(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nb = read_page(source, lab)
     client = NotebookClient(
         nb,
         timeout=600,
@@ -78,7 +93,7 @@ def build(source: Path) -> float:
     seconds = time.perf_counter() - start
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
-    nb = renumber_widgets(nb, str(source.relative_to(BOOK)))
+    nb = renumber_widgets(nb, str(target.relative_to(NOTEBOOKS)))
     nbformat.validate(nb)
     nbformat.write(nb, target)
     return seconds
@@ -87,6 +102,7 @@ def build(source: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*", type=Path, help="pages to build (default: all)")
+    parser.add_argument("--labs", action="store_true", help="build the student labs instead")
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in args.sources] or chapter_sources()
     for source in sources:
@@ -96,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     for source in sources:
         name = str(source.relative_to(ROOT))
         print(f"executing {name} ...", flush=True)
-        timings[name] = build(source)
-        print(f"  {timings[name]:.1f} s -> {notebook_path(source).relative_to(ROOT)}", flush=True)
+        timings[name] = build(source, lab=args.labs)
+        target = lab_path(source) if args.labs else notebook_path(source)
+        print(f"  {timings[name]:.1f} s -> {target.relative_to(ROOT)}", flush=True)
     over = {k: v for k, v in timings.items() if v > BUDGET_S}
     print(f"{len(timings)} page(s) in {sum(timings.values()):.0f} s")
     if over:
