@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import build_notebooks  # noqa: E402
+import grade_labs  # noqa: E402
 import labs  # noqa: E402
 
 SOURCES = build_notebooks.chapter_sources()
@@ -188,3 +189,30 @@ def test_no_solution_line_leaks_into_the_lab(source):
         if len(line) >= 8 and not line.startswith("#") and line not in stubs | taught
     }
     assert not leaks, f"solution lines in the lab: {sorted(leaks)}"
+
+
+# --- grading -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_grading_reads_every_check(source):
+    """The book's own notebook passes every check; the untouched lab implements none."""
+    book = grade_labs.results(nbformat.read(build_notebooks.notebook_path(source), 4))
+    lab = grade_labs.results(nbformat.read(build_notebooks.lab_path(source), 4))
+    assert [name for name, _ in book] == [name for name, _ in lab]
+    assert all(status == "passed" for _, status in book)
+    assert all(status == "not implemented" for _, status in lab)
+
+
+def test_grading_tells_failed_from_error():
+    nb = nbformat.v4.new_notebook()
+    failed = nbformat.v4.new_code_cell("checks.check_softmax(f)")
+    failed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="✗ softmax failed")]
+    crashed = nbformat.v4.new_code_cell("checks.check_causal_mask(g)")
+    crashed.outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="g", traceback=[])]
+    nb.cells = [failed, crashed, nbformat.v4.new_code_cell("checks.check_softmax(h)")]
+    assert grade_labs.results(nb) == [
+        ("check_softmax", "failed"),
+        ("check_causal_mask", "error"),
+        ("check_softmax", "not run"),
+    ]
