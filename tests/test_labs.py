@@ -9,6 +9,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -216,3 +217,35 @@ def test_grading_tells_failed_from_error():
         ("check_causal_mask", "error"),
         ("check_softmax", "not run"),
     ]
+
+
+# --- links to the labs -------------------------------------------------------------------
+
+REPO = "paying-attention/paying-attention"
+
+
+def lab_links(source: Path) -> list[str]:
+    lab = build_notebooks.lab_path(source).relative_to(ROOT).as_posix()
+    return [
+        f"https://colab.research.google.com/github/{REPO}/blob/main/{lab}",
+        f"https://mybinder.org/v2/gh/{REPO}/main?urlpath=tree/{lab}",
+    ]
+
+
+def test_repository_in_links_is_the_configured_one():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["url"] == f"https://github.com/{REPO}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_exercises_section_links_its_lab(source):
+    exercises = source.read_text(encoding="utf-8").split("\n## Exercises\n", 1)[1]
+    for link in lab_links(source):
+        assert f"({link})" in exercises.split("```{exercise}", 1)[0]
+
+
+def test_instructor_guide_links_every_lab():
+    guide = (ROOT / "book" / "instructors.md").read_text(encoding="utf-8")
+    for source in SOURCES:
+        for link in lab_links(source):
+            assert f"({link})" in guide, link
