@@ -19,7 +19,14 @@ from matplotlib.axes import Axes
 
 from . import _validate
 
-__all__ = ["CMAP", "PALETTE", "attention_heatmap", "soft_lookup_widget", "use_style"]
+__all__ = [
+    "CMAP",
+    "PALETTE",
+    "attention_heatmap",
+    "soft_lookup_widget",
+    "temperature_widget",
+    "use_style",
+]
 
 #: Colormap for weights and other quantities in [0, 1]; perceptually uniform.
 CMAP = "viridis"
@@ -231,3 +238,136 @@ def soft_lookup_widget(
     temp_slider.observe(update, "value")
     update()
     return w.VBox([w.HBox([angle_slider, temp_slider]), view])
+
+
+def temperature_widget(
+    positions: Sequence[float] | np.ndarray | torch.Tensor,
+    *,
+    query: float | None = None,
+    temperature: float = 1.0,
+) -> ipywidgets.VBox:
+    """Build sliders that move a query along a line of keys and set the softmax temperature.
+
+    Key ``i`` sits at position ``x_i`` on a line. A query at position ``q`` scores it by
+    ``-(q - x_i)**2``, and the weights are ``softmax(scores / temperature)``. The widget draws
+    one bar per key at the key's position, marks the query, and reports the entropy of the
+    weights next to its largest possible value, ``log M``. It draws with HTML, so a saved
+    notebook shows its last state even without a running kernel.
+
+    Args:
+        positions: ``(M,)`` positions of the keys; at least two, finite, not all equal.
+        query: initial position of the query, between the smallest and the largest position;
+            ``None`` means halfway between them.
+        temperature: initial temperature, > 0.
+
+    Returns:
+        The widget; display it as the last expression of a cell.
+
+    Introduced in :ref:`sec-temperature`.
+    """
+    import ipywidgets as w
+
+    x = _positions(positions)
+    lo, hi = float(x.min()), float(x.max())
+    if query is None:
+        query = (lo + hi) / 2
+    if isinstance(query, bool) or not isinstance(query, (int, float, np.integer, np.floating)):
+        raise TypeError(f"query must be a number, got {type(query).__name__}")
+    if not lo <= query <= hi:
+        raise ValueError(f"query must lie in [{lo:g}, {hi:g}], the range of positions, got {query}")
+    temperature = _validate.positive("temperature", temperature)
+
+    style = {"description_width": "initial"}
+    query_slider = w.FloatSlider(
+        value=float(query),
+        min=lo,
+        max=hi,
+        step=10 ** np.floor(np.log10((hi - lo) / 100)),  # a round step, about 1/100 of the range
+        description="query position",
+        style=style,
+    )
+    log_t = float(np.log10(temperature))
+    temp_slider = w.FloatLogSlider(
+        value=temperature,
+        base=10,
+        min=min(-2.0, np.floor(log_t)),
+        max=max(2.0, np.ceil(log_t)),
+        step=0.05,
+        description="temperature",
+        style=style,
+    )
+    view = w.HTML()
+    width, height, pad = 420, 120, 12  # drawing area in pixels
+
+    def left(position: float) -> float:
+        return pad + (position - lo) / (hi - lo) * width
+
+    def update(_: object = None) -> None:
+        q, t = float(query_slider.value), float(temp_slider.value)
+        scores = -((q - x) ** 2) / t
+        weights = np.exp(scores - scores.max())
+        weights /= weights.sum()
+        entropy = float(-np.sum(weights * np.log(np.where(weights > 0, weights, 1.0))))
+        bars = "".join(
+            f"<div style='position:absolute;left:{left(xi) - 4:.1f}px;bottom:18px;width:8px;"
+            f"height:{height * wt:.1f}px;background:{PALETTE[0]}'></div>"
+            for xi, wt in zip(x, weights, strict=True)
+        )
+        marker = (
+            f"<div style='position:absolute;left:{left(q) - 1:.1f}px;bottom:18px;width:2px;"
+            f"height:{height + 6}px;background:{PALETTE[3]};opacity:0.7'></div>"
+            f"<div style='position:absolute;left:{left(q) - 20:.1f}px;top:0;width:40px;"
+            f"text-align:center;font-size:11px;color:{PALETTE[3]}'>query</div>"
+        )
+        axis = (
+            f"<div style='position:absolute;left:{pad}px;bottom:16px;width:{width}px;"
+            f"height:1px;background:#444'></div>"
+            f"<div style='position:absolute;left:{pad}px;bottom:{height + 18}px;width:{width}px;"
+            f"border-top:1px dotted #bbb;font-size:10px;color:#888'>weight 1</div>"
+            f"<div style='position:absolute;left:{pad - 20}px;bottom:0;width:40px;"
+            f"text-align:center;font-size:11px'>{lo:g}</div>"
+            f"<div style='position:absolute;left:{pad + width - 20}px;bottom:0;width:40px;"
+            f"text-align:center;font-size:11px'>{hi:g}</div>"
+            f"<div style='position:absolute;left:{pad + width / 2 - 40}px;bottom:0;width:80px;"
+            f"text-align:center;font-size:11px'>key position</div>"
+        )
+        label = (
+            f"Bar chart of the weights of {len(x)} keys for a query at {q:.2f} and temperature "
+            f"{t:.3g}; the largest weight is {weights.max():.2f}."
+        )
+        view.value = (
+            f"<div role='img' aria-label='{label}' style='position:relative;"
+            f"width:{width + 2 * pad}px;height:{height + 40}px'>{marker}{axis}{bars}</div>"
+            f"<div style='font-size:13px'>entropy {entropy:.2f} nats of at most "
+            f"log {len(x)} = {np.log(len(x)):.2f}; effective number of keys "
+            f"e<sup>H</sup> = {np.exp(entropy):.1f}; largest weight {weights.max():.2f}</div>"
+        )
+
+    query_slider.observe(update, "value")
+    temp_slider.observe(update, "value")
+    update()
+    return w.VBox([w.HBox([query_slider, temp_slider]), view])
+
+
+def _positions(positions: object) -> np.ndarray:
+    """Return key positions as a float array ``(M,)``, or raise naming what is wrong."""
+    if isinstance(positions, torch.Tensor):
+        positions = positions.detach().cpu().numpy()
+    if isinstance(positions, (str, bytes)) or not isinstance(positions, (np.ndarray, Sequence)):
+        raise TypeError(
+            f"positions must be a sequence, array or tensor of numbers, got "
+            f"{type(positions).__name__}"
+        )
+    array = np.asarray(positions)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"positions must hold numbers, got dtype {array.dtype}")
+    array = array.astype(float)
+    if array.ndim != 1 or len(array) < 2:
+        raise ValueError(f"positions must be (M,) with M >= 2, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError("positions must be finite, got NaN or infinity")
+    if array.min() == array.max():
+        raise ValueError(
+            f"positions must not all be equal, got {array.min():g} for all {len(array)}"
+        )
+    return array
