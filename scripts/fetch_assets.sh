@@ -5,8 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=_assets
-stamp="$dest/.complete"
-[ -f "$stamp" ] && exit 0
+stamp="$dest/.complete"  # make re-runs this script when it is newer than the stamp
 command -v npm >/dev/null || { echo "fetch_assets: npm is needed (apt-get install npm)" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -17,6 +16,9 @@ done
 rm -rf "$dest" && mkdir -p "$dest/mathjax/output/chtml/fonts" "$dest/widgets"
 cp "$work"/mathjax-3.2.2/package/es5/tex-mml-chtml.js "$dest/mathjax/"
 cp -r "$work"/mathjax-3.2.2/package/es5/output/chtml/fonts/woff-v2 "$dest/mathjax/output/chtml/fonts/"
+# TeX extensions that MathJax loads on first use (\boldsymbol, \cancel, ...)
+mkdir -p "$dest/mathjax/input/tex"
+cp -r "$work"/mathjax-3.2.2/package/es5/input/tex/extensions "$dest/mathjax/input/tex/"
 cp "$work"/requirejs-2.3.4/package/require.js "$dest/widgets/"
 # embed-amd.js and the chunks and icon fonts it loads from its own folder
 find "$work"/jupyter-widgets-html-manager-1.0.6/package/dist -maxdepth 1 -type f \
