@@ -108,6 +108,18 @@ def test_solution_dropdowns_open(visit):
         assert "toggle-hidden" not in (dropdown.get_attribute("class") or "")
 
 
+def test_answer_dropdowns_open(visit):
+    dropdowns = visit.page.locator("details.sd-dropdown")
+    if dropdowns.count() == 0:
+        pytest.skip("no answer dropdowns on this page")
+    for i in range(dropdowns.count()):
+        dropdown = dropdowns.nth(i)
+        assert not dropdown.evaluate("d => d.open"), "answers start folded"
+        dropdown.locator("summary").click()
+        assert dropdown.evaluate("d => d.open")
+        assert dropdown.locator(".sd-card-body").is_visible()
+
+
 def test_footer_states_the_licences(visit):
     footer = " ".join(visit.page.locator("footer").all_inner_texts())
     assert "MIT" in footer and "CC BY 4.0" in footer
