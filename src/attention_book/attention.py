@@ -173,7 +173,37 @@ def padding_mask(lengths: torch.Tensor | list[int], max_len: int) -> torch.Tenso
     return positions[None, :] < lengths[:, None]  # (B, max_len)
 
 
-class AdditiveAttention(nn.Module):
+class _ScoredAttention(nn.Module):
+    """Attention with a learned score function: subclasses define ``scores(query, key)``."""
+
+    def scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend: weights from the scores, output the weighted sum of the values.
+
+        Args:
+            query: ``(..., N, query_dim)``.
+            key: ``(..., M, key_dim)``.
+            value: ``(..., M, d_v)``.
+            mask: optional boolean, broadcastable to ``(..., N, M)``; True = may attend.
+
+        Returns:
+            ``(output (..., N, d_v), weights (..., N, M))``.
+        """
+        scores = self.scores(query, key)  # (..., N, M)
+        _check_values(key, value)
+        weights = softmax(scores, mask=mask)
+        return weights @ value, weights
+
+
+class AdditiveAttention(_ScoredAttention):
     """Bahdanau's additive attention: score = w^T tanh(W_q q + W_k k).
 
     Introduced in :ref:`sec-score-functions`.
@@ -212,31 +242,8 @@ class AdditiveAttention(nn.Module):
         scores: torch.Tensor = self.score_proj(torch.tanh(hidden))  # (..., N, M, 1)
         return scores.squeeze(-1)  # (..., N, M)
 
-    def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend: weights from the additive scores, output the weighted sum of values.
 
-        Args:
-            query: ``(..., N, query_dim)``.
-            key: ``(..., M, key_dim)``.
-            value: ``(..., M, d_v)``.
-            mask: optional boolean, broadcastable to ``(..., N, M)``; True = may attend.
-
-        Returns:
-            ``(output (..., N, d_v), weights (..., N, M))``.
-        """
-        scores = self.scores(query, key)
-        _check_values(key, value)
-        weights = softmax(scores, mask=mask)
-        return weights @ value, weights
-
-
-class BilinearAttention(nn.Module):
+class BilinearAttention(_ScoredAttention):
     """Luong's general (bilinear) attention: score = q^T W k.
 
     Introduced in :ref:`sec-score-functions`.
@@ -269,29 +276,6 @@ class BilinearAttention(nn.Module):
         _check_last_dim("key", key, self.key_proj.in_features)
         projected: torch.Tensor = self.key_proj(key)  # (..., M, query_dim)
         return query @ projected.transpose(-2, -1)  # (..., N, M)
-
-    def forward(
-        self,
-        query: torch.Tensor,
-        key: torch.Tensor,
-        value: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend: weights from the bilinear scores, output the weighted sum of values.
-
-        Args:
-            query: ``(..., N, query_dim)``.
-            key: ``(..., M, key_dim)``.
-            value: ``(..., M, d_v)``.
-            mask: optional boolean, broadcastable to ``(..., N, M)``; True = may attend.
-
-        Returns:
-            ``(output (..., N, d_v), weights (..., N, M))``.
-        """
-        scores = self.scores(query, key)
-        _check_values(key, value)
-        weights = softmax(scores, mask=mask)
-        return weights @ value, weights
 
 
 class MultiHeadAttention(nn.Module):

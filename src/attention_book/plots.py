@@ -7,7 +7,7 @@ stay light.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
@@ -217,9 +217,7 @@ def soft_lookup_widget(
 
     def update(_: object = None) -> None:
         theta = np.deg2rad(angle_slider.value)
-        scores = keys @ np.array([np.cos(theta), np.sin(theta)]) / temp_slider.value
-        weights = np.exp(scores - scores.max())
-        weights /= weights.sum()
+        weights = _softmax(keys @ np.array([np.cos(theta), np.sin(theta)]) / temp_slider.value)
         rows = "".join(
             f"<div style='display:flex;align-items:center;gap:6px;height:20px'>"
             f"<span style='width:60px'>{label}</span>"
@@ -234,10 +232,7 @@ def soft_lookup_widget(
             f"background:{swatch};border-radius:6px'></div>output<br>{swatch}</div></div>"
         )
 
-    angle_slider.observe(update, "value")
-    temp_slider.observe(update, "value")
-    update()
-    return w.VBox([w.HBox([angle_slider, temp_slider]), view])
+    return _live([angle_slider, temp_slider], view, update)
 
 
 def temperature_widget(
@@ -304,9 +299,7 @@ def temperature_widget(
 
     def update(_: object = None) -> None:
         q, t = float(query_slider.value), float(temp_slider.value)
-        scores = -((q - x) ** 2) / t
-        weights = np.exp(scores - scores.max())
-        weights /= weights.sum()
+        weights = _softmax(-((q - x) ** 2) / t)
         entropy = float(-np.sum(weights * np.log(np.where(weights > 0, weights, 1.0))))
         bars = "".join(
             f"<div style='position:absolute;left:{left(xi) - 4:.1f}px;bottom:18px;width:8px;"
@@ -343,10 +336,7 @@ def temperature_widget(
             f"e<sup>H</sup> = {np.exp(entropy):.1f}; largest weight {weights.max():.2f}</div>"
         )
 
-    query_slider.observe(update, "value")
-    temp_slider.observe(update, "value")
-    update()
-    return w.VBox([w.HBox([query_slider, temp_slider]), view])
+    return _live([query_slider, temp_slider], view, update)
 
 
 def _positions(positions: object) -> np.ndarray:
@@ -371,3 +361,24 @@ def _positions(positions: object) -> np.ndarray:
             f"positions must not all be equal, got {array.min():g} for all {len(array)}"
         )
     return array
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """The widgets' NumPy softmax (they draw without torch, on every slider move)."""
+    weights = np.exp(scores - scores.max())
+    result: np.ndarray = weights / weights.sum()
+    return result
+
+
+def _live(
+    sliders: list[ipywidgets.FloatSlider | ipywidgets.FloatLogSlider],
+    view: ipywidgets.HTML,
+    update: Callable[[object], None],
+) -> ipywidgets.VBox:
+    """Redraw ``view`` whenever a slider moves, draw it once now, and lay the widget out."""
+    import ipywidgets as w
+
+    for slider in sliders:
+        slider.observe(update, "value")
+    update(None)
+    return w.VBox([w.HBox(sliders), view])
