@@ -174,9 +174,29 @@ def padding_mask(lengths: torch.Tensor | list[int], max_len: int) -> torch.Tenso
 
 
 class _ScoredAttention(nn.Module):
-    """Attention with a learned score function: subclasses define ``scores(query, key)``."""
+    """Attention with a learned score function: subclasses define ``_scores(query, key)``."""
+
+    def __init__(self, query_dim: int, key_dim: int) -> None:
+        super().__init__()
+        self.query_dim = _validate.positive_int("query_dim", query_dim)
+        self.key_dim = _validate.positive_int("key_dim", key_dim)
 
     def scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """Score every key against every query.
+
+        Args:
+            query: ``(..., N, query_dim)``.
+            key: ``(..., M, key_dim)``.
+
+        Returns:
+            Scores ``(..., N, M)``.
+        """
+        _check_rank_and_batch(query, key, "query", "key")
+        _check_last_dim("query", query, self.query_dim)
+        _check_last_dim("key", key, self.key_dim)
+        return self._scores(query, key)
+
+    def _scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def forward(
@@ -217,27 +237,13 @@ class AdditiveAttention(_ScoredAttention):
             key_dim: size of a key, > 0.
             hidden_dim: size of the hidden layer the two are added in, > 0.
         """
-        super().__init__()
-        for name, size in (("query_dim", query_dim), ("key_dim", key_dim)):
-            _validate.positive_int(name, size)
+        super().__init__(query_dim, key_dim)
         _validate.positive_int("hidden_dim", hidden_dim)
         self.query_proj = nn.Linear(query_dim, hidden_dim, bias=False)
         self.key_proj = nn.Linear(key_dim, hidden_dim, bias=False)
         self.score_proj = nn.Linear(hidden_dim, 1, bias=False)
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """Score every key against every query.
-
-        Args:
-            query: ``(..., N, query_dim)``.
-            key: ``(..., M, key_dim)``.
-
-        Returns:
-            Scores ``(..., N, M)``.
-        """
-        _check_rank_and_batch(query, key, "query", "key")
-        _check_last_dim("query", query, self.query_proj.in_features)
-        _check_last_dim("key", key, self.key_proj.in_features)
+    def _scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         hidden = self.query_proj(query).unsqueeze(-2) + self.key_proj(key).unsqueeze(-3)
         scores: torch.Tensor = self.score_proj(torch.tanh(hidden))  # (..., N, M, 1)
         return scores.squeeze(-1)  # (..., N, M)
@@ -256,24 +262,10 @@ class BilinearAttention(_ScoredAttention):
             query_dim: size of a query, > 0.
             key_dim: size of a key, > 0.
         """
-        super().__init__()
-        _validate.positive_int("query_dim", query_dim)
-        _validate.positive_int("key_dim", key_dim)
+        super().__init__(query_dim, key_dim)
         self.key_proj = nn.Linear(key_dim, query_dim, bias=False)  # W k, so q^T W k = q . (W k)
 
-    def scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """Score every key against every query.
-
-        Args:
-            query: ``(..., N, query_dim)``.
-            key: ``(..., M, key_dim)``.
-
-        Returns:
-            Scores ``(..., N, M)``.
-        """
-        _check_rank_and_batch(query, key, "query", "key")
-        _check_last_dim("query", query, self.key_proj.out_features)
-        _check_last_dim("key", key, self.key_proj.in_features)
+    def _scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         projected: torch.Tensor = self.key_proj(key)  # (..., M, query_dim)
         return query @ projected.transpose(-2, -1)  # (..., N, M)
 
