@@ -48,8 +48,8 @@ book: $(STAMP) $(ASSETS)
 	@echo "The site is built: open $(CURDIR)/$(SITE)/index.html"
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests scripts benchmarks notebooks conftest.py
-	$(PY) -m ruff format --check src tests scripts benchmarks conftest.py
+	$(PY) -m ruff check src tests scripts benchmarks notebooks conftest.py book/_ext
+	$(PY) -m ruff format --check src tests scripts benchmarks conftest.py book/_ext
 	$(PY) -m mypy
 
 unit: $(STAMP)
