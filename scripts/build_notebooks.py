@@ -52,6 +52,10 @@ def lab_path(source: Path) -> Path:
     return LABS / source.relative_to(BOOK).with_suffix(".ipynb")
 
 
+def output_path(source: Path, lab: bool) -> Path:
+    return lab_path(source) if lab else notebook_path(source)
+
+
 def renumber_widgets(nb: nbformat.NotebookNode, page: str) -> nbformat.NotebookNode:
     """Replace the random widget model ids with ids derived from the page name."""
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
@@ -77,7 +81,7 @@ def read_page(source: Path, lab: bool = False) -> nbformat.NotebookNode:
 
 def build(source: Path, lab: bool = False) -> float:
     """Execute one page (or its lab) and write the notebook; return the seconds it took."""
-    target = lab_path(source) if lab else notebook_path(source)
+    target = output_path(source, lab)
     target.parent.mkdir(parents=True, exist_ok=True)
     nb = read_page(source, lab)
     client = NotebookClient(
@@ -113,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         name = str(source.relative_to(ROOT))
         print(f"executing {name} ...", flush=True)
         timings[name] = build(source, lab=args.labs)
-        target = lab_path(source) if args.labs else notebook_path(source)
-        print(f"  {timings[name]:.1f} s -> {target.relative_to(ROOT)}", flush=True)
+        target = output_path(source, args.labs).relative_to(ROOT)
+        print(f"  {timings[name]:.1f} s -> {target}", flush=True)
     over = {k: v for k, v in timings.items() if v > BUDGET_S}
     print(f"{len(timings)} page(s) in {sum(timings.values()):.0f} s")
     if over:
