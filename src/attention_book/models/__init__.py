@@ -1,0 +1,1 @@
+"""Models, one file per family: seq2seq (GRU encoder-decoders), transformer."""
