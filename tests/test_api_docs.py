@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 
+import attention_book
+
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = [
-    "attention_book",
-    "attention_book.attention",
-    "attention_book.train",
-    "attention_book.plots",
-    "attention_book.checks",
+MODULES = ["attention_book"] + [
+    info.name
+    for info in pkgutil.walk_packages(attention_book.__path__, "attention_book.")
+    if not info.ispkg and not info.name.rsplit(".", 1)[-1].startswith("_")
 ]
 LABELS = {
     m.group(1)
@@ -27,6 +28,12 @@ PUBLIC = [
     for module in MODULES
     for name in importlib.import_module(module).__all__
     if inspect.isfunction(getattr(importlib.import_module(module), name))
+]
+CLASSES = [
+    (module, name)
+    for module in MODULES
+    for name in getattr(importlib.import_module(module), "__all__", [])
+    if inspect.isclass(getattr(importlib.import_module(module), name))
 ]
 
 
@@ -46,3 +53,19 @@ def test_public_function_is_documented(module, name):
     ref = re.search(r"Introduced in :ref:`(sec-[\w-]+)`", doc)
     assert ref, f"{name}: say which page introduces it"
     assert ref.group(1) in LABELS, f"{name}: no page has the label {ref.group(1)}"
+
+
+@pytest.mark.parametrize(("module", "name"), CLASSES, ids=lambda x: x)
+def test_public_class_is_documented(module, name):
+    cls = getattr(importlib.import_module(module), name)
+    doc = inspect.getdoc(cls)
+    assert doc, f"{module}.{name} has no docstring"
+    ref = re.search(r"Introduced in :ref:`(sec-[\w-]+)`", doc)
+    assert ref, f"{name}: say which page introduces it"
+    assert ref.group(1) in LABELS, f"{name}: no page has the label {ref.group(1)}"
+
+
+@pytest.mark.parametrize("module", MODULES[1:])
+def test_every_module_is_in_the_api_reference(module):
+    assert hasattr(importlib.import_module(module), "__all__"), f"{module} needs __all__"
+    assert f".. automodule:: {module}\n" in (ROOT / "book" / "api.md").read_text(encoding="utf-8")
