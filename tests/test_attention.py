@@ -389,3 +389,84 @@ def test_from_torch_rejects_what_it_cannot_copy():
         MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
     with pytest.raises(ValueError, match="add_bias_kv or add_zero_attn"):
         MultiHeadAttention.from_torch(nn.MultiheadAttention(8, 2, add_bias_kv=True))
+
+
+# --- an additive score bias and rotary positions (chapter 4) -----------------------------
+
+
+def test_sdpa_bias_is_added_to_the_scaled_scores_like_pytorchs_float_mask():
+    q, k, v = rand(2, 3, 4), rand(2, 6, 4), rand(2, 6, 5)
+    bias = rand(3, 6) * 3
+    out, weights = scaled_dot_product_attention(q, k, v, bias=bias)
+    torch.testing.assert_close(weights, torch.softmax(q @ k.transpose(1, 2) / 2 + bias, dim=-1))
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+
+
+def test_sdpa_bias_comes_before_the_mask():
+    q, k, v = rand(3, 4), rand(5, 4), rand(5, 2)
+    mask = causal_mask(3, 5)
+    bias = torch.full((3, 5), 100.0, dtype=torch.float64)  # a huge bias cannot unmask a key
+    _, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
+    assert (weights[~mask] == 0).all()
+    _, plain = scaled_dot_product_attention(q, k, v, mask=mask)
+    torch.testing.assert_close(weights, plain)  # a constant bias changes nothing (shift)
+
+
+@pytest.mark.parametrize(
+    ("bias", "error", "message"),
+    [
+        (rand(3, 4), ValueError, r"bias of shape \(3, 4\) does not broadcast to .* \(3, 5\)"),
+        (torch.zeros(3, 5), TypeError, "bias must have the dtype torch.float64"),
+        ([[0.0] * 5] * 3, TypeError, "bias must be a floating-point torch.Tensor, got list"),
+    ],
+)
+def test_sdpa_rejects_bad_bias(bias, error, message):
+    with pytest.raises(error, match=message):
+        scaled_dot_product_attention(rand(3, 4), rand(5, 4), rand(5, 2), bias=bias)
+
+
+def test_multihead_bias_is_added_in_every_head():
+    from attention_book.positions import alibi_bias
+
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 4).double()
+    x = rand(2, 5, 16)
+    bias = alibi_bias(5, 4, dtype=torch.float64)  # (H, N, N)
+    _, weights = mha(x, x, x, bias=bias)
+    q = mha.split_heads(mha.q_proj(x))
+    k = mha.split_heads(mha.k_proj(x))
+    want = torch.softmax(q @ k.transpose(-2, -1) / 2 + bias, dim=-1)
+    torch.testing.assert_close(weights, want)
+
+
+def test_multihead_rotary_rotates_queries_and_keys_with_a_cache_offset():
+    from attention_book.positions import apply_rotary, rotary_embedding
+
+    torch.manual_seed(1)
+    mha = MultiHeadAttention(16, 2).double()
+    x = rand(2, 6, 16)
+    cos, sin = rotary_embedding(10, 8, dtype=torch.float64)  # longer tables are fine
+    out, weights = mha(x, x, x, rotary=(cos, sin))
+    q = apply_rotary(mha.split_heads(mha.q_proj(x)), cos[:6], sin[:6])
+    k = apply_rotary(mha.split_heads(mha.k_proj(x)), cos[:6], sin[:6])
+    torch.testing.assert_close(weights, torch.softmax(q @ k.transpose(-2, -1) / 8**0.5, dim=-1))
+    # the last 2 queries against all 6 keys: the same rows as the full computation
+    last, last_weights = mha(x[:, 4:], x, x, rotary=(cos, sin))
+    torch.testing.assert_close(last, out[:, 4:])
+    torch.testing.assert_close(last_weights, weights[:, :, 4:])
+
+
+def test_multihead_rotary_rejects_bad_tables():
+    from attention_book.positions import rotary_embedding
+
+    mha = MultiHeadAttention(16, 2).double()
+    x = rand(1, 6, 16)
+    cos, sin = rotary_embedding(6, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"rotary cos must be \(L >= 6, d_head / 2 = 4\)"):
+        mha(x, x, x, rotary=(cos[:5], sin))
+    with pytest.raises(ValueError, match=r"rotary sin must be .* got \(6, 2\)"):
+        mha(x, x, x, rotary=(cos, sin[:, :2]))
+    with pytest.raises(TypeError, match="rotary must be a \\(cos, sin\\) pair"):
+        mha(x, x, x, rotary=[cos, sin])
+    with pytest.raises(ValueError, match="at most as many queries as keys"):
+        mha(x, x[:, :3], x[:, :3], rotary=(cos, sin))

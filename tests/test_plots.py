@@ -132,3 +132,32 @@ def test_temperature_widget_slider_range_covers_the_initial_temperature():
 def test_temperature_widget_rejects_bad_input(args, kwargs, error, message):
     with pytest.raises(error, match=message):
         plots.temperature_widget(*args, **kwargs)
+
+
+def test_image_overlay_stretches_the_map_over_the_image_and_draws_boxes():
+    image = torch.rand(3, 32, 32)
+    weights = torch.zeros(8, 8)
+    weights[2, 5] = 1.0
+    ax = plots.image_overlay(image, weights, boxes=[(4, 6, 12, 14)], title="t")
+    picture, overlay = ax.get_images()
+    assert picture.get_array().shape == (32, 32, 3)  # (3, H, W) is drawn as (H, W, 3)
+    assert overlay.get_extent() == [0, 32, 32, 0] and overlay.get_clim() == (0.0, 1.0)
+    fixed = plots.image_overlay(image, weights * 0.5, vmax=1.0).get_images()[1]
+    assert fixed.get_clim() == (0.0, 1.0)  # not stretched to the map's maximum of 0.5
+    (box,) = ax.patches
+    assert box.get_xy() == (4.0, 6.0) and box.get_width() == 8.0
+    assert ax.get_title() == "t"
+    assert len(plots.image_overlay(np.ones((16, 16))).get_images()) == 1  # grey, no map
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((torch.rand(2, 3, 8, 8),), {}, r"image must be \(3, H, W\)"),
+        ((torch.rand(3, 8, 8), torch.rand(4)), {}, r"weights must be \(h, w\)"),
+        ((torch.rand(3, 8, 8), torch.rand(2, 2)), {"alpha": 2.0}, r"alpha must be in \[0, 1\]"),
+    ],
+)
+def test_image_overlay_rejects_bad_input(args, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        plots.image_overlay(*args, **kwargs)

@@ -105,3 +105,77 @@ def test_rejects_bad_data_and_model():
     frozen = nn.Linear(3, 1).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters"):
         train(frozen, (x, y), nn.functional.mse_loss, epochs=1)
+
+
+@pytest.mark.parametrize(("warmup", "first_step"), [(0, 0.1), (1, 0.1), (4, 0.025)])
+def test_warmup_scales_the_first_steps(warmup, first_step):
+    # Adam's first update moves every weight by lr (times the sign of its gradient)
+    x, y = line_data(8)
+    model = nn.Linear(3, 1)
+    before = model.weight.detach().clone()
+    train(
+        model,
+        (x, y),
+        nn.functional.mse_loss,
+        epochs=1,
+        lr=0.1,
+        batch_size=8,
+        warmup=warmup,
+        progress=False,
+    )
+    moved = (model.weight.detach() - before).abs()
+    torch.testing.assert_close(moved, torch.full_like(moved, first_step), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("warmup", [-1, 2.5, True])
+def test_rejects_bad_warmup(warmup):
+    x, y = line_data(8)
+    with pytest.raises(ValueError, match="warmup must be an int >= 0"):
+        train(
+            nn.Linear(3, 1), (x, y), nn.functional.mse_loss, epochs=1, warmup=warmup, progress=False
+        )
+
+
+def test_decay_lowers_the_learning_rate_linearly_to_zero():
+    # Adam's first update moves every weight by the current lr; the last one by lr / n
+    x, y = line_data(32)
+    model = nn.Linear(3, 1)
+    steps = []
+    original_step = torch.optim.Adam.step
+
+    def record(self, *args, **kwargs):
+        steps.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    torch.optim.Adam.step = record
+    try:
+        train(model, (x, y), nn.functional.mse_loss, epochs=2, lr=0.1, batch_size=8,
+              decay=True, progress=False)  # fmt: skip
+    finally:
+        torch.optim.Adam.step = original_step
+    torch.testing.assert_close(steps, [0.1 * (1 - t / 8) for t in range(8)])
+
+
+def test_clip_norm_limits_each_update():
+    x, y = line_data(8)
+    y = y * 1e6  # a huge gradient
+    model = nn.Linear(3, 1)
+    grads = []
+    model.weight.register_hook(lambda g: grads.append(g.norm().item()))
+    train(model, (x, y), nn.functional.mse_loss, epochs=1, batch_size=8, clip_norm=0.5,
+          progress=False)  # fmt: skip
+    assert grads[0] > 1e3  # before clipping...
+    total = torch.cat([model.weight.grad.flatten(), model.bias.grad]).norm().item()
+    assert total == pytest.approx(0.5, rel=1e-5)  # ...and after
+    with pytest.raises(ValueError, match="clip_norm must be a finite number > 0"):
+        train(model, (x, y), nn.functional.mse_loss, epochs=1, clip_norm=0.0, progress=False)
+
+
+def test_ready_made_batches_are_each_one_step():
+    x, y = line_data(24)
+    batches = [(x[:8], y[:8]), (x[8:20], y[8:20]), (x[20:], y[20:])]
+    history = train(nn.Linear(3, 1), batches, nn.functional.mse_loss, epochs=2, batch_size=None,
+                    progress=False)  # fmt: skip
+    assert history.steps == 6
+    with pytest.raises(ValueError, match="batch_size=None needs data as a list of batches"):
+        train(nn.Linear(3, 1), (x, y), nn.functional.mse_loss, epochs=1, batch_size=None)

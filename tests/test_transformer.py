@@ -174,3 +174,82 @@ def test_bad_input() -> None:
         T.TransformerLM(5, d_model=8, num_heads=2).generate(
             torch.ones(1, 2, dtype=torch.long), 1, -1
         )
+
+
+# --- relative positions inside the attention (chapter 4) ----------------------------------
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_relative_positions_break_permutation_equivariance(positions: str) -> None:
+    seed_everything(5)
+    plain = T.EncoderLayer(16, 4, 32).eval()
+    layer = T.EncoderLayer(16, 4, 32, positions=positions).eval()  # type: ignore[arg-type]
+    layer.load_state_dict(plain.state_dict())  # same weights; only the positions differ
+    x = torch.randn(2, 7, 16)
+    perm = torch.tensor([3, 0, 6, 1, 5, 2, 4])
+    torch.testing.assert_close(plain(x[:, perm]), plain(x)[:, perm])
+    assert not torch.allclose(layer(x[:, perm]), layer(x)[:, perm], atol=1e-4)
+
+
+def test_alibi_encoder_is_reversal_equivariant_and_runs_past_any_length() -> None:
+    seed_everything(6)
+    encoder = T.Encoder(16, 4, 2, 32, positions="alibi").eval()
+    for n in (5, 200):  # no table to outgrow
+        x = torch.randn(1, n, 16)
+        torch.testing.assert_close(encoder(x.flip(1)), encoder(x).flip(1), atol=1e-5, rtol=1e-5)
+    weights = encoder.attention_weights()
+    assert weights.shape == (2, 1, 4, 200, 200)
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_lm_with_relative_positions_is_causal_and_generates(positions: str) -> None:
+    generator = seed_everything(7)
+    lm = T.TransformerLM(
+        11,
+        d_model=16,
+        num_heads=2,
+        num_layers=2,
+        d_ff=32,
+        max_len=64,
+        positions=positions,  # type: ignore[arg-type]
+    ).eval()
+    assert not hasattr(lm.embed, "codes")
+    ids = torch.randint(0, 11, (2, 40), generator=generator)
+    changed = ids.clone()
+    changed[:, -1] = (changed[:, -1] + 1) % 11
+    torch.testing.assert_close(lm(ids)[:, :-1], lm(changed)[:, :-1])
+    assert lm.generate(ids[:, :3], 4, temperature=0.0).shape == (2, 7)
+
+
+@pytest.mark.parametrize("positions", ["rope", "alibi"])
+def test_seq2seq_with_relative_positions_ignores_padding(positions: str) -> None:
+    seed_everything(8)
+    model = T.Seq2SeqTransformer(
+        9,
+        9,
+        d_model=16,
+        num_heads=2,
+        num_layers=2,
+        d_ff=32,
+        positions=positions,  # type: ignore[arg-type]
+    ).eval()
+    assert model.encoder.layers[0].positions == positions
+    assert model.decoder.layers[0].positions == positions
+    tgt_in = torch.tensor([[1, 6, 7]])
+    torch.testing.assert_close(
+        model(torch.tensor([[3, 4, 5]]), tgt_in), model(torch.tensor([[3, 4, 5, 0, 0]]), tgt_in)
+    )
+
+
+def test_token_embedding_adds_no_codes_for_relative_schemes() -> None:
+    seed_everything(9)
+    embed = T.TokenEmbedding(7, 8, 4, positions="rope", pad_id=None)
+    ids = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(embed(ids), embed.tokens(ids) * 8**0.5)
+
+
+def test_layers_reject_absolute_positions_and_odd_rope_heads() -> None:
+    with pytest.raises(ValueError, match="positions of a layer must be 'rope', 'alibi' or 'none'"):
+        T.EncoderLayer(16, 4, 32, positions="sinusoidal")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs an even head size, got d_head=3"):
+        T.DecoderLayer(12, 4, 32, positions="rope")

@@ -45,3 +45,12 @@ def dim_index(name: str, dim: int, ndim: int) -> int:
     if not -ndim <= dim < ndim:
         raise ValueError(f"{name}={dim} is out of range for a tensor with {ndim} dimension(s)")
     return dim
+
+
+def seed(value: object) -> int:
+    """Return the int seed ``value``, or one drawn from it if it is a ``torch.Generator``."""
+    if isinstance(value, torch.Generator):
+        return int(torch.randint(2**62, (1,), generator=value))
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"seed must be an int or a torch.Generator, got {type(value).__name__}")
+    return value

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from . import _validate
+from .positions import apply_rotary
 
 __all__ = [
     "AdditiveAttention",
@@ -93,10 +94,11 @@ def scaled_dot_product_attention(
     values: torch.Tensor,
     mask: torch.Tensor | None = None,
     scale: float | None = None,
+    bias: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Let every query take a weighted average of the values, weighted by its key scores.
 
-    ``weights = softmax(scale * queries @ keys^T)`` over the allowed keys, and
+    ``weights = softmax(scale * queries @ keys^T + bias)`` over the allowed keys, and
     ``output = weights @ values``.
 
     Args:
@@ -108,15 +110,22 @@ def scaled_dot_product_attention(
             zero output.
         scale: multiplies the scores; ``None`` means ``1 / sqrt(d)``. A soft dictionary
             lookup at temperature ``T`` is ``scale = 1 / T``. Must be > 0.
+        bias: optional floating-point tensor broadcastable to ``(..., N, M)``, in the dtype
+            of ``queries``, added to the scaled scores before the softmax (and the mask), as
+            ALiBi's distance penalty is.
 
     Returns:
         ``(output, weights)``: ``output`` is ``(..., N, d_v)``; ``weights`` is ``(..., N, M)``
         and each row sums to one (or zero, for a query with no allowed key).
 
-    Introduced in :ref:`sec-soft-lookup`; masks in :ref:`sec-masks`.
+    Introduced in :ref:`sec-soft-lookup`; masks in :ref:`sec-masks`; the bias in
+    :ref:`sec-positions`.
     """
     scores = dot_product_scores(queries, keys, scale=scale)  # (..., N, M)
     _check_values(keys, values)
+    if bias is not None:
+        _check_bias(bias, scores)
+        scores = scores + bias  # (..., N, M)
     weights = softmax(scores, dim=-1, mask=mask)  # (..., N, M)
     return weights @ values, weights  # (..., N, d_v), (..., N, M)
 
@@ -328,6 +337,8 @@ class MultiHeadAttention(nn.Module):
         key: torch.Tensor,
         value: torch.Tensor,
         mask: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend from every query to every key, in ``H`` heads at once.
 
@@ -338,6 +349,12 @@ class MultiHeadAttention(nn.Module):
             mask: optional boolean, broadcastable to ``(B, H, N, M)``; True = may attend.
                 An ``(N, M)`` mask applies to every sequence and head; a ``(B, N, M)`` mask
                 to every head of its sequence.
+            bias: optional float, broadcastable to ``(B, H, N, M)``, added to every head's
+                scaled scores, e.g. ALiBi's ``(H, N, M)``
+                (:func:`attention_book.positions.alibi_bias`).
+            rotary: optional ``(cos, sin)``, each ``(L, d_head / 2)`` with ``L >= M``, from
+                :func:`attention_book.positions.rotary_embedding`: rotate every head's keys by
+                positions ``0 .. M-1`` and its queries by the last ``N`` of them (RoPE).
 
         Returns:
             ``(output (B, N, d_model), weights (B, H, N, M))``.
@@ -358,8 +375,35 @@ class MultiHeadAttention(nn.Module):
         q = self.split_heads(self.q_proj(query))  # (B, H, N, d_head)
         k = self.split_heads(self.k_proj(key))  # (B, H, M, d_head)
         v = self.split_heads(self.v_proj(value))  # (B, H, M, d_head)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, N, d_head)
+        if rotary is not None:
+            q, k = self._rotate(q, k, rotary)
+        heads, weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)
+        # heads (B, H, N, d_head), weights (B, H, N, M)
         return self.out_proj(self.merge_heads(heads)), weights  # (B, N, d_model), (B, H, N, M)
+
+    def _rotate(
+        self, q: torch.Tensor, k: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotate keys by positions ``0 .. M-1`` and queries by the last ``N`` positions."""
+        n, m = q.shape[-2], k.shape[-2]
+        if not isinstance(rotary, tuple) or len(rotary) != 2:
+            raise TypeError(f"rotary must be a (cos, sin) pair, got {type(rotary).__name__}")
+        if n > m:
+            raise ValueError(
+                f"rotary needs at most as many queries as keys (queries are the last N of M "
+                f"positions), got N={n}, M={m}"
+            )
+        cos, sin = rotary
+        want = f"(L >= {m}, d_head / 2 = {self.d_head // 2})"
+        for name, table in (("cos", cos), ("sin", sin)):
+            _validate.tensor(f"rotary {name}", table)
+            if table.ndim != 2 or table.shape[0] < m or 2 * table.shape[1] != self.d_head:
+                raise ValueError(
+                    f"rotary {name} must be {want} for keys of length {m}, got {tuple(table.shape)}"
+                )
+        q = apply_rotary(q, cos[m - n : m], sin[m - n : m])  # (B, H, N, d_head)
+        k = apply_rotary(k, cos[:m], sin[:m])  # (B, H, M, d_head)
+        return q, k
 
     @classmethod
     def from_torch(cls, module: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -438,6 +482,22 @@ def _check_values(keys: torch.Tensor, values: torch.Tensor) -> None:
     if values.dtype != keys.dtype:
         raise TypeError(
             f"queries, keys and values must share one dtype, got {keys.dtype} and {values.dtype}"
+        )
+
+
+def _check_bias(bias: object, scores: torch.Tensor) -> None:
+    if not isinstance(bias, torch.Tensor):
+        raise TypeError(f"bias must be a floating-point torch.Tensor, got {type(bias).__name__}")
+    if bias.dtype != scores.dtype:
+        raise TypeError(f"bias must have the dtype {scores.dtype} of the scores, got {bias.dtype}")
+    target = tuple(scores.shape)
+    try:
+        shape = torch.broadcast_shapes(tuple(bias.shape), target)
+    except RuntimeError:
+        shape = None
+    if shape != target:
+        raise ValueError(
+            f"bias of shape {tuple(bias.shape)} does not broadcast to the scores shape {target}"
         )
 
 

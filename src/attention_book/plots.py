@@ -23,6 +23,7 @@ __all__ = [
     "CMAP",
     "PALETTE",
     "attention_heatmap",
+    "image_overlay",
     "soft_lookup_widget",
     "temperature_widget",
     "use_style",
@@ -382,3 +383,75 @@ def _live(
         slider.observe(update, "value")
     update(None)
     return w.VBox([w.HBox(sliders), view])
+
+
+def image_overlay(
+    image: torch.Tensor | np.ndarray,
+    weights: torch.Tensor | np.ndarray | None = None,
+    *,
+    boxes: Sequence[Sequence[float]] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    alpha: float = 0.6,
+    vmax: float | None = None,
+) -> Axes:
+    """Draw an image with a map of attention weights laid over it, and optional boxes.
+
+    The map covers the whole image, each of its cells stretched over the pixels it stands
+    for (a ``(4, 4)`` map on a 32-pixel image: 8 x 8 pixels a cell), coloured from 0 to its
+    own maximum, or to ``vmax``.
+
+    Args:
+        image: ``(3, H, W)`` (PyTorch's layout) or ``(H, W, 3)`` RGB in ``[0, 1]``, or
+            ``(H, W)`` grey.
+        weights: ``(h, w)`` non-negative weights, or ``None`` for the image alone.
+        boxes: rectangles ``(x0, y0, x1, y1)`` in pixels, drawn as outlines.
+        ax: the axes to draw on; a new figure when ``None``.
+        title: the axes title.
+        alpha: opacity of the map, in ``[0, 1]``.
+        vmax: the weight shown in the brightest colour; ``None`` means the map's maximum
+            (to compare maps, e.g. gates in ``(0, 1)``, give them one ``vmax``).
+
+    Returns:
+        The axes drawn on.
+
+    Introduced in :ref:`sec-channel-spatial`.
+    """
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
+        if image.ndim == 3 and image.shape[0] in (1, 3):
+            image = image.transpose(1, 2, 0)
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        raise ValueError(
+            f"image must be (3, H, W), (H, W, 3) or (H, W), got {getattr(image, 'shape', image)}"
+        )
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    height, width = image.shape[:2]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.2, 2.2))
+    ax.imshow(image.squeeze(), cmap="gray", vmin=0.0, vmax=1.0, extent=(0, width, height, 0))
+    if weights is not None:
+        if isinstance(weights, torch.Tensor):
+            weights = weights.detach().cpu().numpy()
+        if not isinstance(weights, np.ndarray) or weights.ndim != 2:
+            raise ValueError(f"weights must be (h, w), got {getattr(weights, 'shape', weights)}")
+        top = (float(weights.max()) or 1.0) if vmax is None else vmax
+        ax.imshow(
+            weights, cmap=CMAP, vmin=0.0, vmax=top, alpha=alpha,
+            extent=(0, width, height, 0), interpolation="nearest",
+        )  # fmt: skip
+    for box in boxes or []:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        ax.add_patch(
+            mpl.patches.Rectangle(
+                (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=PALETTE[1], linewidth=1.5
+            )
+        )
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax

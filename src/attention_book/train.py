@@ -22,6 +22,8 @@ _BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} epochs{post
 class History:
     """What happened during training, one entry per epoch.
 
+    Introduced in :ref:`sec-soft-lookup`.
+
     Attributes:
         loss: mean training loss of each epoch.
         metrics: for each name returned by ``eval_fn``, its value after each epoch.
@@ -40,11 +42,14 @@ def train(
     *,
     epochs: int,
     lr: float = 1e-2,
-    batch_size: int = 64,
+    batch_size: int | None = 64,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
     desc: str = "training",
+    clip_norm: float | None = None,
+    warmup: int = 0,
+    decay: bool = False,
 ) -> History:
     """Fit ``model`` with Adam on mini-batches of ``data`` and return its history.
 
@@ -58,13 +63,21 @@ def train(
         loss_fn: maps ``(prediction, target)`` to a scalar loss.
         epochs: passes over the data, > 0.
         lr: Adam's learning rate, > 0.
-        batch_size: examples per step, > 0.
+        batch_size: examples per step, > 0; or ``None`` when ``data`` is a list of
+            ready-made batches (such as :func:`attention_book.data.length_batches` makes),
+            visited in a new random order every epoch.
         eval_fn: called with the model (in eval mode, without gradients) after every
             epoch; returns named numbers, recorded in ``History.metrics``.
         generator: shuffles the batches; pass one from :func:`attention_book.seed_everything`
             for a run that does not depend on anything drawn before it.
         progress: show a progress bar with the running loss.
         desc: label of the progress bar.
+        clip_norm: if given, > 0: rescale the gradient of every step whose norm is larger to
+            this norm (gradient clipping, as RNNs often need).
+        warmup: steps of linear learning-rate warm-up, >= 0: step ``t`` (from 0) uses
+            ``lr * min(1, (t + 1) / warmup)``; 0 means the full ``lr`` from the first step.
+        decay: also lower the learning rate linearly to zero over the run (step ``t`` of
+            ``n`` is multiplied by ``1 - t / n``), which usually ends training more precisely.
 
     Returns:
         A :class:`History` with one loss (and one value per metric) per epoch.
@@ -74,8 +87,15 @@ def train(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     epochs = _validate.positive_int("epochs", epochs)
-    batch_size = _validate.positive_int("batch_size", batch_size)
+    if batch_size is not None:
+        batch_size = _validate.positive_int("batch_size", batch_size)
+    elif isinstance(data, tuple):
+        raise ValueError("batch_size=None needs data as a list of batches, got a tuple of tensors")
     lr = _validate.positive("lr", lr)
+    if clip_norm is not None:
+        clip_norm = _validate.positive("clip_norm", clip_norm)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an int >= 0 (steps), got {warmup!r}")
     if isinstance(data, tuple):
         data = _tensor_dataset(data)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -84,6 +104,13 @@ def train(
     device = params[0].device
     loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
     optimizer = torch.optim.Adam(params, lr=lr)
+    total_steps = epochs * len(loader)
+
+    def factor(step: int) -> float:
+        warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        return warm * (1.0 - step / total_steps if decay else 1.0)
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor) if warmup or decay else None
     history = History()
     bar = tqdm(range(epochs), desc=desc, bar_format=_BAR_FORMAT, disable=not progress)
     for _ in bar:
@@ -94,7 +121,11 @@ def train(
             loss = loss_fn(model(*inputs), target)
             optimizer.zero_grad()
             loss.backward()
+            if clip_norm is not None:
+                nn.utils.clip_grad_norm_(params, clip_norm)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             total += loss.item() * len(target)
             count += len(target)
             history.steps += 1

@@ -1,7 +1,10 @@
-"""The Transformer, read top to bottom: positions, blocks, encoder, decoder, and two models.
+"""The Transformer, read top to bottom: blocks, encoder, decoder, embeddings, and two models.
 
 Every attention here is :class:`attention_book.attention.MultiHeadAttention`; there is no
 second implementation. Masks follow the package's convention: True where a query may attend.
+Position schemes come from :mod:`attention_book.positions`: absolute codes are added by
+:class:`TokenEmbedding`, relative ones (``"rope"``, ``"alibi"``) act inside every
+self-attention of the layers built with ``positions=...``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from torch.nn import functional as F
 
 from .. import _validate
 from ..attention import MultiHeadAttention, causal_mask
+from ..positions import alibi_bias, rotary_embedding, sinusoidal_positions
 
 __all__ = [
     "Decoder",
@@ -30,41 +34,17 @@ __all__ = [
 ]
 
 Activation = Literal["relu", "gelu"]
-Positions = Literal["sinusoidal", "learned", "none"]
-
-
-def sinusoidal_positions(n: int, d: int, base: float = 10000.0) -> torch.Tensor:
-    """Build the sine and cosine position codes of the original Transformer.
-
-    Row ``p`` holds ``sin(p / base^(2i/d))`` in column ``2i`` and ``cos(...)`` in ``2i + 1``.
-
-    Args:
-        n: number of positions, > 0.
-        d: size of each code, > 0 and even.
-        base: the longest wavelength is ``2 pi base``, > 0.
-
-    Returns:
-        A float ``(n, d)`` tensor.
-
-    Introduced in :ref:`sec-bottleneck`.
-    """
-    n = _validate.positive_int("n", n)
-    d = _validate.positive_int("d", d)
-    base = _validate.positive("base", base)
-    if d % 2:
-        raise ValueError(f"d must be even (sines and cosines come in pairs), got d={d}")
-    position = torch.arange(n, dtype=torch.float32)[:, None]  # (n, 1)
-    frequency = base ** (-torch.arange(0, d, 2, dtype=torch.float32) / d)  # (d/2,)
-    codes = torch.zeros(n, d)
-    codes[:, 0::2] = torch.sin(position * frequency)
-    codes[:, 1::2] = torch.cos(position * frequency)
-    return codes
+#: Every position scheme of a model: absolute codes added to the embeddings ("sinusoidal",
+#: "learned"), relative ones inside the attention ("rope", "alibi"), or none at all.
+Positions = Literal["sinusoidal", "learned", "rope", "alibi", "none"]
+#: The schemes that act inside a layer's self-attention.
+AttentionPositions = Literal["rope", "alibi", "none"]
 
 
 class FeedForward(nn.Module):
     """The position-wise feed-forward layer: expand, apply a nonlinearity, project back.
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-transformer-block`.
     """
 
     def __init__(
@@ -123,7 +103,7 @@ class EncoderLayer(nn.Module):
     After a forward pass, ``attention_weights`` holds the self-attention weights
     ``(B, H, N, N)`` (detached).
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-transformer-block`.
     """
 
     def __init__(
@@ -135,6 +115,7 @@ class EncoderLayer(nn.Module):
         norm_first: bool = True,
         activation: Activation = "relu",
         eps: float = 1e-5,
+        positions: AttentionPositions = "none",
     ) -> None:
         """Create the attention, the feed-forward layer and their LayerNorms.
 
@@ -147,11 +128,15 @@ class EncoderLayer(nn.Module):
                 the original Transformer and BERT) when False.
             activation: the feed-forward nonlinearity, ``"relu"`` or ``"gelu"``.
             eps: LayerNorm's epsilon, > 0.
+            positions: position information inside the self-attention: ``"rope"`` (rotary,
+                ``d_model / num_heads`` even), ``"alibi"`` (distance penalty) or ``"none"``
+                (absolute codes, if any, come with the input).
         """
         super().__init__()
         dropout = _dropout(dropout)
         eps = _validate.positive("eps", eps)
         self.self_attn = MultiHeadAttention(d_model, num_heads)
+        self.positions = _attention_positions(positions, self.self_attn.d_head)
         self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
         self.attn_sublayer = _Sublayer(d_model, dropout, norm_first, eps)
         self.ff_sublayer = _Sublayer(d_model, dropout, norm_first, eps)
@@ -169,9 +154,11 @@ class EncoderLayer(nn.Module):
             ``(B, N, d_model)``.
         """
 
+        bias, rotary = _position_terms(self.positions, self.self_attn, x)
+
         def attend(h: torch.Tensor) -> torch.Tensor:
             out: torch.Tensor
-            out, weights = self.self_attn(h, h, h, mask=mask)
+            out, weights = self.self_attn(h, h, h, mask=mask, bias=bias, rotary=rotary)
             self.attention_weights = weights.detach()
             return out
 
@@ -185,7 +172,7 @@ class DecoderLayer(nn.Module):
     After a forward pass, ``self_attention_weights`` ``(B, H, T, T)`` and
     ``cross_attention_weights`` ``(B, H, T, S)`` hold the weights (detached).
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-transformer-block`.
     """
 
     def __init__(
@@ -197,6 +184,7 @@ class DecoderLayer(nn.Module):
         norm_first: bool = True,
         activation: Activation = "relu",
         eps: float = 1e-5,
+        positions: AttentionPositions = "none",
     ) -> None:
         """Create the two attentions, the feed-forward layer and their LayerNorms.
 
@@ -208,11 +196,14 @@ class DecoderLayer(nn.Module):
             norm_first: pre-LN when True, post-LN when False.
             activation: the feed-forward nonlinearity, ``"relu"`` or ``"gelu"``.
             eps: LayerNorm's epsilon, > 0.
+            positions: position information inside the causal self-attention, ``"rope"``,
+                ``"alibi"`` or ``"none"`` (the cross-attention never gets any).
         """
         super().__init__()
         dropout = _dropout(dropout)
         eps = _validate.positive("eps", eps)
         self.self_attn = MultiHeadAttention(d_model, num_heads)
+        self.positions = _attention_positions(positions, self.self_attn.d_head)
         self.cross_attn = MultiHeadAttention(d_model, num_heads)
         self.feed_forward = FeedForward(d_model, d_ff, dropout, activation)
         self.self_sublayer = _Sublayer(d_model, dropout, norm_first, eps)
@@ -239,10 +230,11 @@ class DecoderLayer(nn.Module):
             ``(B, T, d_model)``.
         """
         causal = causal_mask(x.shape[1], device=x.device)  # (T, T)
+        bias, rotary = _position_terms(self.positions, self.self_attn, x)
 
         def attend_self(h: torch.Tensor) -> torch.Tensor:
             out: torch.Tensor
-            out, weights = self.self_attn(h, h, h, mask=causal)
+            out, weights = self.self_attn(h, h, h, mask=causal, bias=bias, rotary=rotary)
             self.self_attention_weights = weights.detach()
             return out
 
@@ -257,10 +249,18 @@ class DecoderLayer(nn.Module):
         return self.ff_sublayer.residual(x, self.feed_forward)
 
 
+def stack_weights(weights: list[object]) -> torch.Tensor:
+    """Stack the attention weights that each layer kept from the last forward pass."""
+    tensors = [w for w in weights if isinstance(w, torch.Tensor)]
+    if len(tensors) < len(weights):
+        raise RuntimeError("no attention weights yet: run a forward pass first")
+    return torch.stack(tensors)
+
+
 class Encoder(nn.Module):
     """A stack of encoder layers (with a final LayerNorm when pre-LN).
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-transformer-block`.
     """
 
     def __init__(
@@ -273,6 +273,7 @@ class Encoder(nn.Module):
         norm_first: bool = True,
         activation: Activation = "relu",
         eps: float = 1e-5,
+        positions: AttentionPositions = "none",
     ) -> None:
         """Create ``num_layers`` identical (but separately parametrised) encoder layers.
 
@@ -286,11 +287,13 @@ class Encoder(nn.Module):
                 post-LN when False.
             activation: the feed-forward nonlinearity, ``"relu"`` or ``"gelu"``.
             eps: LayerNorm's epsilon, > 0.
+            positions: ``"rope"``, ``"alibi"`` or ``"none"`` in every layer's self-attention,
+                as in :class:`EncoderLayer`.
         """
         super().__init__()
         num_layers = _validate.positive_int("num_layers", num_layers)
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first, activation, eps)
+            EncoderLayer(d_model, num_heads, d_ff, dropout, norm_first, activation, eps, positions)
             for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(d_model, eps=eps) if norm_first else nn.Identity()
@@ -316,16 +319,13 @@ class Encoder(nn.Module):
         Returns:
             ``(num_layers, B, H, N, N)``.
         """
-        weights = [layer.attention_weights for layer in self.layers]
-        if any(w is None for w in weights):
-            raise RuntimeError("no attention weights yet: run a forward pass first")
-        return torch.stack(weights)  # type: ignore[arg-type]
+        return stack_weights([layer.attention_weights for layer in self.layers])
 
 
 class Decoder(nn.Module):
     """A stack of decoder layers (with a final LayerNorm when pre-LN).
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-transformer-block`.
     """
 
     def __init__(
@@ -338,6 +338,7 @@ class Decoder(nn.Module):
         norm_first: bool = True,
         activation: Activation = "relu",
         eps: float = 1e-5,
+        positions: AttentionPositions = "none",
     ) -> None:
         """Create ``num_layers`` decoder layers.
 
@@ -350,11 +351,13 @@ class Decoder(nn.Module):
             norm_first: pre-LN when True (then a final LayerNorm follows), post-LN when False.
             activation: the feed-forward nonlinearity, ``"relu"`` or ``"gelu"``.
             eps: LayerNorm's epsilon, > 0.
+            positions: ``"rope"``, ``"alibi"`` or ``"none"`` in every layer's causal
+                self-attention, as in :class:`DecoderLayer`.
         """
         super().__init__()
         num_layers = _validate.positive_int("num_layers", num_layers)
         self.layers = nn.ModuleList(
-            DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first, activation, eps)
+            DecoderLayer(d_model, num_heads, d_ff, dropout, norm_first, activation, eps, positions)
             for _ in range(num_layers)
         )
         self.final_norm = nn.LayerNorm(d_model, eps=eps) if norm_first else nn.Identity()
@@ -379,9 +382,11 @@ class Decoder(nn.Module):
 
 
 class TokenEmbedding(nn.Module):
-    """Token embeddings plus position codes (sinusoidal, learned, or none).
+    """Token embeddings plus absolute position codes (sinusoidal, learned, or none).
 
-    Introduced in :ref:`sec-bottleneck`.
+    With ``"rope"`` or ``"alibi"`` it adds no codes: those schemes act inside the attention.
+
+    Introduced in :ref:`sec-positions`.
     """
 
     def __init__(
@@ -399,7 +404,8 @@ class TokenEmbedding(nn.Module):
             vocab_size: number of token ids, > 0.
             d_model: size of each vector, > 0 (even for sinusoidal positions).
             max_len: the longest sequence accepted, > 0.
-            positions: ``"sinusoidal"`` (fixed), ``"learned"`` (a trained table) or ``"none"``.
+            positions: ``"sinusoidal"`` (fixed), ``"learned"`` (a trained table), or
+                ``"rope"``, ``"alibi"``, ``"none"`` (no codes added here).
             dropout: dropout on the sum, in ``[0, 1)``.
             pad_id: the padding token, whose embedding stays zero; ``None`` for none.
         """
@@ -413,9 +419,10 @@ class TokenEmbedding(nn.Module):
             self.register_buffer("codes", sinusoidal_positions(max_len, d_model), persistent=False)
         elif positions == "learned":
             self.codes = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
-        elif positions != "none":
+        elif positions not in ("rope", "alibi", "none"):
             raise ValueError(
-                f"positions must be 'sinusoidal', 'learned' or 'none', got {positions!r}"
+                "positions must be 'sinusoidal', 'learned', 'rope', 'alibi' or 'none', "
+                f"got {positions!r}"
             )
         self.dropout = nn.Dropout(_dropout(dropout))
 
@@ -430,7 +437,7 @@ class TokenEmbedding(nn.Module):
         """
         _check_ids("ids", ids, self.vocab_size, self.max_len)
         x = self.tokens(ids) * math.sqrt(self.d_model)  # (B, N, d_model)
-        if self.positions != "none":
+        if self.positions in ("sinusoidal", "learned"):
             x = x + self.codes[: ids.shape[1]]
         return self.dropout(x)  # type: ignore[no-any-return]
 
@@ -473,7 +480,8 @@ class Seq2SeqTransformer(nn.Module):
             max_len: the longest source or target sequence, > 0.
             dropout: dropout probability, in ``[0, 1)``.
             norm_first: pre-LN when True, post-LN when False.
-            positions: position codes, ``"sinusoidal"``, ``"learned"`` or ``"none"``.
+            positions: ``"sinusoidal"``, ``"learned"``, ``"rope"``, ``"alibi"`` or ``"none"``;
+                rotary and ALiBi act in the self-attentions of the encoder and the decoder.
             pad_id: the padding token of both vocabularies.
             bos_id: the token that starts every decoder input.
             eos_id: the token that ends every target.
@@ -486,8 +494,13 @@ class Seq2SeqTransformer(nn.Module):
         self.tgt_embed = TokenEmbedding(
             tgt_vocab_size, d_model, max_len, positions, dropout, pad_id
         )
-        self.encoder = Encoder(d_model, num_heads, num_layers, d_ff, dropout, norm_first)
-        self.decoder = Decoder(d_model, num_heads, num_layers, d_ff, dropout, norm_first)
+        inside = _inside(positions)
+        self.encoder = Encoder(
+            d_model, num_heads, num_layers, d_ff, dropout, norm_first, positions=inside
+        )
+        self.decoder = Decoder(
+            d_model, num_heads, num_layers, d_ff, dropout, norm_first, positions=inside
+        )
         self.out = nn.Linear(d_model, tgt_vocab_size)
         self.last_attention: torch.Tensor | None = None
 
@@ -594,12 +607,14 @@ class TransformerLM(nn.Module):
             d_ff: hidden size of the feed-forward layers, > 0.
             max_len: the longest context, > 0.
             dropout: dropout probability, in ``[0, 1)``.
-            positions: position codes, ``"sinusoidal"``, ``"learned"`` or ``"none"``.
+            positions: ``"sinusoidal"``, ``"learned"``, ``"rope"``, ``"alibi"`` or ``"none"``.
         """
         super().__init__()
         self.max_len = max_len
         self.embed = TokenEmbedding(vocab_size, d_model, max_len, positions, dropout, None)
-        self.blocks = Encoder(d_model, num_heads, num_layers, d_ff, dropout, norm_first=True)
+        self.blocks = Encoder(
+            d_model, num_heads, num_layers, d_ff, dropout, True, positions=_inside(positions)
+        )
         self.out = nn.Linear(d_model, vocab_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -665,3 +680,31 @@ def _check_ids(name: str, ids: torch.Tensor, vocab_size: int, max_len: int) -> N
             f"{name} must lie in [0, vocab_size={vocab_size}), got ids from {int(ids.min())} "
             f"to {int(ids.max())}"
         )
+
+
+def _attention_positions(positions: object, d_head: int) -> AttentionPositions:
+    if positions not in ("rope", "alibi", "none"):
+        raise ValueError(
+            f"positions of a layer must be 'rope', 'alibi' or 'none', got {positions!r} "
+            "(absolute codes are added by TokenEmbedding)"
+        )
+    if positions == "rope" and d_head % 2:
+        raise ValueError(f"positions='rope' needs an even head size, got d_head={d_head}")
+    return positions
+
+
+def _inside(positions: Positions) -> AttentionPositions:
+    """The part of a model's position scheme that acts inside the attention."""
+    return positions if positions in ("rope", "alibi") else "none"
+
+
+def _position_terms(
+    positions: AttentionPositions, attn: MultiHeadAttention, x: torch.Tensor
+) -> tuple[torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The ALiBi bias or the rotary tables for self-attention over ``x`` ``(B, N, d_model)``."""
+    n = x.shape[1]
+    if positions == "alibi":
+        return alibi_bias(n, attn.num_heads, device=x.device, dtype=x.dtype), None  # (H, N, N)
+    if positions == "rope":
+        return None, rotary_embedding(n, attn.d_head, device=x.device, dtype=x.dtype)
+    return None, None
