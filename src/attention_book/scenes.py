@@ -420,20 +420,16 @@ def detection_targets(
 
 
 def distractor_scenes(
-    n: int, size: int = 32, num_distractors: int = 4, cued: bool = False, seed: Seed = 0
+    n: int, size: int = 32, num_distractors: int = 4, seed: Seed = 0
 ) -> tuple[torch.Tensor, torch.Tensor, list[Scene]]:
-    """Draw ``n`` scenes of a target shape among grey distractors, labelled by its shape.
+    """Draw ``n`` scenes of one red target shape among grey distractors, labelled by its shape.
 
-    Without ``cued``, the target is the one red object. With ``cued``, a red and a blue
-    object share the scene with the grey ones, and a 2-pixel frame around the canvas, red or
-    blue, says which of the two is the target. The objects are 6 to 9 pixels wide; the
-    target is the first object of each scene.
+    The objects are 6 to 9 pixels wide; the target is the first object of each scene.
 
     Args:
         n: number of scenes, > 0.
         size: the canvas side in pixels.
         num_distractors: grey shapes per scene, >= 0.
-        cued: draw a red and a blue object and a frame that picks one of them.
         seed: an int or a ``torch.Generator``.
 
     Returns:
@@ -447,40 +443,22 @@ def distractor_scenes(
     if num_distractors < 0:
         raise ValueError(f"num_distractors must be >= 0, got {num_distractors}")
     size = _validate.positive_int("size", size)
-    margin = 2 if cued else 0  # room for the frame
-    rng = _rng(seed)
     drawn = random_scenes(
         n,
-        size - 2 * margin,
-        num_distractors + 1 + int(cued),
+        size,
+        num_distractors + 1,
         min_size=6,
         max_size=9,
         colours=["grey"],
-        seed=int(rng.integers(2**62)),
+        seed=int(_rng(seed).integers(2**62)),
     )
-    scenes, frame = [], np.ones((size, size), dtype=bool)
-    frame[margin : size - margin, margin : size - margin] = False
+    colours = ["red"] + ["grey"] * num_distractors
+    scenes = []
     for scene in drawn:
-        shifted = [
-            SceneObject(
-                o.shape,
-                o.colour,
-                (o.box[0] + margin, o.box[1] + margin, o.box[2] + margin, o.box[3] + margin),
-            )
-            for o in scene.objects
-        ]
-        if cued:
-            target, other = ("red", "blue") if rng.random() < 0.5 else ("blue", "red")
-            colours = [target, other] + ["grey"] * num_distractors
-        else:
-            colours = ["red"] + ["grey"] * num_distractors
         objects = tuple(
-            SceneObject(o.shape, c, o.box) for o, c in zip(shifted, colours, strict=True)
+            SceneObject(o.shape, c, o.box) for o, c in zip(scene.objects, colours, strict=True)
         )
-        image = _render(objects, size)
-        if cued:
-            image[:, torch.from_numpy(frame)] = torch.tensor(COLOURS[colours[0]])[:, None]
-        scenes.append(Scene(image, objects))
+        scenes.append(Scene(_render(objects, size), objects))
     labels = torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
     return stack_images(scenes), labels, scenes
 
