@@ -50,7 +50,7 @@ class Timing:
 
     @property
     def best(self) -> float:
-        """The fastest run in seconds: what the function costs when nothing disturbs it."""
+        """The fastest run in seconds, what the function costs when nothing disturbs it."""
         return min(self.times)
 
     def ratio(self, other: Timing) -> float:

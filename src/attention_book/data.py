@@ -136,7 +136,7 @@ def _ordinal(day: int) -> str:
     return f"{day}{suffix}"
 
 
-#: How a date can be written: each takes a ``datetime.date`` and returns a string.
+#: How a date can be written; each takes a ``datetime.date`` and returns a string.
 DATE_FORMATS: dict[str, Callable[[datetime.date], str]] = {
     "3 March 2021": lambda d: f"{d.day} {_MONTHS[d.month - 1]} {d.year}",
     "3 march 2021": lambda d: f"{d.day} {_MONTHS[d.month - 1].lower()} {d.year}",

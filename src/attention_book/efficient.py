@@ -468,7 +468,7 @@ class KVCache:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the allocated storage: ``2 * max_len * d * element size`` per sequence."""
+        """Bytes of the allocated storage, ``2 * max_len * d * element size`` per sequence."""
         if self._keys is None or self._values is None:
             return 0
         return self._keys.nbytes + self._values.nbytes

@@ -35,7 +35,7 @@ __all__ = [
     "minilm_tokenize",
 ]
 
-#: The longest input MiniLM accepts, in tokens ([CLS] and [SEP] included): its position table.
+#: The longest input MiniLM accepts, in tokens, [CLS] and [SEP] included (its position table).
 MAX_LENGTH = 512
 
 #: What to install when the pretrained model is missing.

@@ -53,6 +53,7 @@ COLOURS: dict[str, tuple[float, float, float]] = {
 }
 #: The colour of the distractors, as RGB.
 GREY = (0.55, 0.55, 0.55)
+#: The shapes a scene can hold; a label is an index into this tuple.
 SHAPES = ("circle", "square", "triangle")
 #: How one object can sit relative to another, as the words of a caption.
 RELATIONS = ("left of", "right of", "above", "below")
@@ -293,7 +294,7 @@ def caption(scene: Scene) -> str:
         scene: a scene with two objects of different colours and a clear relation.
 
     Returns:
-        The caption: colour, shape, relation, colour, shape.
+        The caption, such as ``"red circle left of blue square"``.
 
     Introduced in :ref:`sec-captioning`.
     """

@@ -363,18 +363,16 @@ class SmallCNN(nn.Module):
 class DigitsSplit(NamedTuple):
     """A seeded train/test split of scikit-learn's digits, as tensors.
 
-    Attributes:
-        x_train: ``(n_train, 1, 8, 8)`` float32 images in ``[0, 1]``.
-        y_train: ``(n_train,)`` int64 labels 0-9.
-        x_test: ``(n_test, 1, 8, 8)``.
-        y_test: ``(n_test,)``.
-
     Introduced in :ref:`sec-images-as-sequences`.
     """
 
+    #: ``(n_train, 1, 8, 8)`` float32 images in ``[0, 1]``.
     x_train: torch.Tensor
+    #: ``(n_train,)`` int64 labels 0-9.
     y_train: torch.Tensor
+    #: ``(n_test, 1, 8, 8)``.
     x_test: torch.Tensor
+    #: ``(n_test,)``.
     y_test: torch.Tensor
 
 
@@ -499,7 +497,7 @@ def train_classifier(
     )
 
 
-#: The chapter's digits ViT: its architecture (the arguments of :class:`ViT`) ...
+#: The chapter's digits ViT, its architecture (the arguments of :class:`ViT`) ...
 DIGITS_VIT: dict[str, int] = {
     "image_size": 8,
     "patch_size": 4,
