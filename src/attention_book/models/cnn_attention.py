@@ -6,7 +6,7 @@
 - :class:`SpatialAttention` (the spatial half of CBAM, Woo et al., 2018) pools over the
   channels at every position (mean and max), convolves the two maps into one and rescales
   every position by a sigmoid gate: *where* to look.
-- :class:`AttentionCNN` is a small classifier with either, both or neither after each block,
+- :class:`AttentionCNN` is a small classifier with either, both or neither after its last block,
   for the ablation of :ref:`sec-channel-spatial`; :func:`conv_backbone` is the plain
   feature extractor the captioner and the detector share.
 
@@ -143,11 +143,11 @@ def conv_backbone(in_channels: int, widths: Sequence[int], pool: Sequence[bool])
 
 
 class AttentionCNN(nn.Module):
-    """A small image classifier with optional channel and spatial attention in each block.
+    """A small image classifier with optional channel and spatial attention after its last block.
 
-    Each block is a 3x3 convolution, ReLU, then squeeze-and-excitation (``channel``), then
-    spatial attention (``spatial``), in CBAM's order, then a 2x2 max-pool (not after the
-    last block). Global average pooling and a linear layer give the logits.
+    Each block is a 3x3 convolution and a ReLU, then a 2x2 max-pool, except the last block,
+    which instead ends with squeeze-and-excitation (``channel``) and then spatial attention
+    (``spatial``), in CBAM's order. Global average pooling and a linear layer give the logits.
 
     Introduced in :ref:`sec-channel-spatial`.
     """
@@ -168,8 +168,8 @@ class AttentionCNN(nn.Module):
         Args:
             num_classes: number of classes, > 0.
             widths: channels of each block, all > 0.
-            channel: add squeeze-and-excitation to every block.
-            spatial: add spatial attention to every block.
+            channel: add squeeze-and-excitation to the last block.
+            spatial: add spatial attention to the last block.
             in_channels: channels of the input images, > 0.
             reduction: squeeze-and-excitation's bottleneck factor, > 0.
             kernel_size: spatial attention's odd kernel side, > 0.
