@@ -4,7 +4,7 @@ Every page must run top to bottom in under 60 s on 2 cores. A page that must tak
 so in its text and raises its own budget, at most to 120 s, in its front matter
 (`attention_book: {budget_s: 120}`). The whole book (the chapter pages, not their labs) must
 run in under 660 s: the standard is 600 s, but chapters 1-5 and chapter 6's first pages
-measured 619 s, so the book is over it until its slowest training pages are trimmed.
+measured 597 to 619 s, too close to it for a test, until the slowest training pages are trimmed.
 When nbval runs the notebooks, this sums the time of each notebook's cells, prints every
 page's time and fails the run when a page or the book is over budget.
 """
@@ -19,7 +19,7 @@ import pytest
 
 PAGE_BUDGET_S = 60.0
 LONG_PAGE_BUDGET_S = 120.0
-BOOK_BUDGET_S = 660.0  # the standard's 600 s, plus the 10 % the book is over it now: see above
+BOOK_BUDGET_S = 660.0  # the standard's 600 s plus 10 %, while the book sits at it: see above
 _page_seconds: dict[str, float] = defaultdict(float)
 
 
