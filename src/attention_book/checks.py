@@ -100,6 +100,19 @@ def _array(out: Any, what: str, prop: str, args: dict[str, Any]) -> np.ndarray:
         ) from None
 
 
+def _pair(
+    fn: Callable[..., Any], args: dict[str, Any], prop: str, names: tuple[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Call ``fn(**args)``, which must return two tensors, and convert both."""
+    out = _call(fn, args, prop)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise _Failure(
+            f"{prop}\n   it returned {type(out).__name__}, expected a pair ({', '.join(names)})"
+        )
+    first, second = (_array(o, f"the {n}", prop, args) for o, n in zip(out, names, strict=True))
+    return first, second
+
+
 def _expect(ok: bool, prop: str, args: dict[str, Any], expected: Any, got: Any) -> None:
     if not ok:
         raise _Failure(
@@ -316,15 +329,7 @@ def check_scaled_dot_product_attention(fn: Callable[..., Any]) -> bool:
     q, k, v = _randn(3, 4, seed=2), _randn(5, 4, seed=3), _randn(5, 2, seed=4)
 
     def run(args: dict[str, Any], prop: str) -> tuple[np.ndarray, np.ndarray]:
-        out = _call(fn, args, prop)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise _Failure(
-                f"{prop}\n   it returned {type(out).__name__}, expected a pair (output, weights)"
-            )
-        return (
-            _array(out[0], "the output", prop, args),
-            _array(out[1], "the weights", prop, args),
-        )
+        return _pair(fn, args, prop, ("output", "weights"))
 
     def shapes() -> None:
         args = {"q": q, "k": k, "v": v, "mask": None}
@@ -1661,15 +1666,7 @@ def check_attention_pooling(fn: Callable[..., Any]) -> bool:
     padded = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] + [False] * 4])
 
     def run(args: dict[str, Any], prop: str) -> tuple[np.ndarray, np.ndarray]:
-        out = _call(fn, args, prop)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise _Failure(
-                f"{prop}\n   it returned {type(out).__name__}, expected a pair (pooled, weights)"
-            )
-        return (
-            _array(out[0], "the pooled vector", prop, args),
-            _array(out[1], "the weights", prop, args),
-        )
+        return _pair(fn, args, prop, ("pooled", "weights"))
 
     def shapes() -> None:
         args = {"states": states, "query": query, "mask": full}
@@ -1816,10 +1813,7 @@ def check_online_softmax(fn: Callable[..., Any]) -> bool:
     _require_callable("fn", fn)
 
     def run(args: dict[str, Any], prop: str) -> tuple[np.ndarray, np.ndarray]:
-        out = _call(fn, args, prop)
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise _Failure(f"{prop}\n   it returned {type(out).__name__}, expected a pair (m, l)")
-        return _array(out[0], "m", prop, args), _array(out[1], "l", prop, args)
+        return _pair(fn, args, prop, ("m", "l"))
 
     def matches(x: torch.Tensor, block: int, prop: str) -> Callable[[], None]:
         def check() -> None:
