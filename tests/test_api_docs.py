@@ -13,10 +13,20 @@ import pytest
 import attention_book
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ["attention_book"] + [
+_WALKED = list(pkgutil.walk_packages(attention_book.__path__, "attention_book."))
+# a package with __all__ (attention_book.efficient) is documented as one module: it re-exports
+# what its submodules define, and the reader imports it from there
+FACADES = {
     info.name
-    for info in pkgutil.walk_packages(attention_book.__path__, "attention_book.")
-    if not info.ispkg and not info.name.rsplit(".", 1)[-1].startswith("_")
+    for info in _WALKED
+    if info.ispkg and hasattr(importlib.import_module(info.name), "__all__")
+}
+MODULES = ["attention_book", *sorted(FACADES)] + [
+    info.name
+    for info in _WALKED
+    if not info.ispkg
+    and not info.name.rsplit(".", 1)[-1].startswith("_")
+    and info.name.rsplit(".", 1)[0] not in FACADES
 ]
 LABELS = {
     m.group(1)
@@ -69,3 +79,14 @@ def test_public_class_is_documented(module, name):
 def test_every_module_is_in_the_api_reference(module):
     assert hasattr(importlib.import_module(module), "__all__"), f"{module} needs __all__"
     assert f".. automodule:: {module}\n" in (ROOT / "book" / "api.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("package", sorted(FACADES))
+def test_a_facade_reexports_every_public_name_of_its_modules(package):
+    facade = importlib.import_module(package)
+    for info in pkgutil.iter_modules(facade.__path__, f"{package}."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        for name in importlib.import_module(info.name).__all__:
+            assert name in facade.__all__, f"{info.name}.{name} is not in {package}.__all__"
+            assert getattr(facade, name).__module__ == package, f"{name} is documented elsewhere"

@@ -1,0 +1,33 @@
+"""Attention without the N x N matrix: tiled, local, linear, cached and distributed.
+
+Every function takes queries ``(..., N, d)``, keys ``(..., M, d)`` and values ``(..., M, d_v)``
+as in :mod:`attention_book.attention`, and returns the output ``(..., N, d_v)`` (no weights:
+not storing them is the point). With ``causal=True`` and ``N < M`` the queries are the last
+``N`` of ``M`` positions, as in :func:`attention_book.attention.causal_mask`.
+
+Each idea has its own module: ``flash`` (tiles and the online softmax), ``local`` (sparse
+patterns), ``kernel`` (linear-time approximations), ``inference`` (generation) and ``ring``
+(several processes). Import everything from here: ``from attention_book import efficient``.
+"""
+
+from __future__ import annotations
+
+from .flash import flash_attention, merge_partial_attention
+from .inference import KVCache
+from .kernel import linear_attention
+from .local import sliding_window_attention
+from .ring import RingResult, ring_attention, run_ring_attention
+
+__all__ = [
+    "KVCache",
+    "RingResult",
+    "flash_attention",
+    "linear_attention",
+    "merge_partial_attention",
+    "ring_attention",
+    "run_ring_attention",
+    "sliding_window_attention",
+]
+
+for _name in __all__:  # document and pickle them as attention_book.efficient.<name>
+    globals()[_name].__module__ = __name__

@@ -1,0 +1,158 @@
+"""FlashAttention in plain PyTorch: tiles of queries and keys, merged by an online softmax."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _validate
+from ._common import _check_causal, _check_qkv, _compute_dtype, _flat, _scale
+
+__all__ = ["flash_attention", "merge_partial_attention"]
+
+_LOG2_E = math.log2(math.e)  # exp(x) = 2^(x log2 e); PyTorch's exp2 is faster than exp on CPUs
+
+
+def flash_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool = False,
+    block_size: int | tuple[int, int] = (256, 1024),
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Compute exact attention tile by tile, never holding an N x M matrix of scores.
+
+    Queries are taken ``block_q`` rows at a time; for each block the keys are visited
+    ``block_k`` at a time, and an online softmax keeps, per query, a shift ``m``, the running
+    sum ``l = sum_j exp(s_j - m)`` and the running output ``sum_j exp(s_j - m) v_j``; the
+    output is their ratio. With ``causal=True`` the keys that every query of a block may see
+    are visited unmasked and the diagonal is one masked square tile; tiles above it are never
+    computed.
+
+    Three tricks keep each tile at two matrix products, one in-place exponential and one sum.
+    The shift is folded into the score product as an extra feature,
+    ``[q * scale, -m] . [k, 1] = s - m``. Scores are kept in base 2 (``exp(x) = 2^(x log2 e)``),
+    because ``torch.exp2_`` is several times faster than ``torch.exp_`` on CPUs. And the shift
+    starts at each query's score with key 0 and is raised, with the textbook rescaling of ``l``
+    and the output, only for a tile where the bound ``|q| max|k| - m`` says ``exp`` could
+    overflow; any shift gives the same result as long as nothing overflows.
+
+    Args:
+        q: queries ``(..., N, d)``.
+        k: keys ``(..., M, d)``, with the leading dims of ``q``.
+        v: values ``(..., M, d_v)``.
+        causal: query ``i`` sees keys ``j <= i + M - N`` only; needs ``N <= M``.
+        block_size: rows of queries and of keys per tile, ``(block_q, block_k)``, or one int
+            for both; each > 0. Memory per tile is ``batch * block_q * block_k`` scores
+            (``batch * block_q**2`` for the diagonal tiles of causal attention).
+        scale: multiplies the scores; ``None`` means ``1 / sqrt(d)``.
+
+    Returns:
+        The output ``(..., N, d_v)``, equal to softmax attention up to rounding.
+
+    Introduced in :ref:`sec-flash-attention`.
+    """
+    q, k, v = _check_qkv(q, k, v)
+    n, m, d, d_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
+    causal = _check_causal(causal, n, m)
+    block_q, block_k = _block_pair(block_size)
+    scale = _scale(scale, d)
+    dtype = _compute_dtype(q.dtype)
+    qf, kf, vf = (_flat(x).to(dtype) for x in (q, k, v))  # (BH, N, d), (BH, M, d), (BH, M, d_v)
+    bh, offset = qf.shape[0], m - n  # query i sits at key position i + offset
+    k_ext = torch.cat([kf, kf.new_ones(bh, m, 1)], dim=-1).transpose(1, 2)  # (BH, d + 1, M)
+    k_norm = kf.norm(dim=-1)  # (BH, M)
+    limit = math.log2(torch.finfo(dtype).max) / 3  # 2^(s - m) <= 2^limit: far from overflow
+    out = qf.new_empty(bh, n, d_v)
+    buffer = qf.new_empty(bh * min(block_q, n) * min(max(block_k, block_q), m))  # one tile
+    for i0 in range(0, n, block_q):
+        i1 = min(i0 + block_q, n)
+        qs = qf[:, i0:i1] * (scale * _LOG2_E)  # (BH, bq, d): scores in base 2, for exp2
+        shift = (qs * kf[:, :1]).sum(-1)  # (BH, bq): the score with key 0, which all may see
+        q_ext = torch.cat([qs, -shift[..., None]], dim=-1)  # (BH, bq, d + 1)
+        q_norm = qs.norm(dim=-1)  # (BH, bq)
+        total = qf.new_zeros(bh, i1 - i0)  # l: sum of 2^(s - m) over the keys so far
+        acc = qf.new_zeros(bh, i1 - i0, d_v)  # sum of 2^(s - m) v over the keys so far
+        for j0, j1, diagonal in _tiles(i0, i1, m, offset, block_k, causal):
+            s = buffer[: bh * (i1 - i0) * (j1 - j0)].view(bh, i1 - i0, j1 - j0)
+            torch.bmm(q_ext, k_ext[:, :, j0:j1], out=s)  # (BH, bq, bk): scores minus shift
+            if diagonal:  # key j0 + c is in the future of query i0 + r when c > r
+                future = torch.ones(i1 - i0, j1 - j0, dtype=torch.bool, device=s.device)
+                s.masked_fill_(future.triu_(1), -math.inf)
+            bound = q_norm * k_norm[:, j0:j1].amax(-1, keepdim=True) - shift  # (BH, bq)
+            if float(bound.amax()) > limit:  # exp could overflow: the textbook rescaling step
+                grow = s.amax(dim=-1).clamp_min(0)  # (BH, bq): raise the shift to the max
+                s.sub_(grow[..., None])
+                rescale = torch.exp2(-grow)
+                total.mul_(rescale)
+                acc.mul_(rescale[..., None])
+                shift += grow
+                q_ext[..., -1] = -shift
+            s.exp2_()  # 2^(s - m) = exp((s - m) ln 2): the unnormalised weights
+            total.add_(s.sum(dim=-1))
+            acc.baddbmm_(s, vf[:, j0:j1])
+        torch.div(acc, total[..., None], out=out[:, i0:i1])
+    return out.reshape(*q.shape[:-1], d_v).to(q.dtype)
+
+
+def _tiles(
+    i0: int, i1: int, m: int, offset: int, block_k: int, causal: bool
+) -> list[tuple[int, int, bool]]:
+    """Key ranges ``(j0, j1, on_diagonal)`` that the queries ``i0 .. i1 - 1`` visit."""
+    if not causal:
+        return [(j, min(j + block_k, m), False) for j in range(0, m, block_k)]
+    seen_by_all = i0 + offset  # keys j < i0 + offset are visible to every query of the block
+    tiles = [(j, min(j + block_k, seen_by_all), False) for j in range(0, seen_by_all, block_k)]
+    return [*tiles, (seen_by_all, i1 + offset, True)]  # the square on the diagonal
+
+
+def _block_pair(block_size: object) -> tuple[int, int]:
+    if isinstance(block_size, tuple) and len(block_size) == 2:
+        return (
+            _validate.positive_int("block_size[0]", block_size[0]),
+            _validate.positive_int("block_size[1]", block_size[1]),
+        )
+    if isinstance(block_size, int) and not isinstance(block_size, bool):
+        size = _validate.positive_int("block_size", block_size)
+        return size, size
+    raise TypeError(
+        f"block_size must be an int or a pair (block_q, block_k) of ints, got {block_size!r}"
+    )
+
+
+def merge_partial_attention(
+    out_a: torch.Tensor, lse_a: torch.Tensor, out_b: torch.Tensor, lse_b: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Combine attention over two disjoint sets of keys into attention over their union.
+
+    Each partial result is a normalised output and the log of its softmax denominator,
+    ``lse = log sum_j exp(s_j)``. The union's weights are the partial ones rescaled by
+    ``exp(lse_a - lse)`` and ``exp(lse_b - lse)`` with ``lse = logaddexp(lse_a, lse_b)``.
+    A part with no keys has ``lse = -inf`` and drops out.
+
+    Args:
+        out_a: ``(..., N, d_v)``, attention of the queries over the first set of keys.
+        lse_a: ``(..., N)``, its log-sum-exp of scores.
+        out_b: ``(..., N, d_v)``, over the second set.
+        lse_b: ``(..., N)``.
+
+    Returns:
+        ``(out, lse)`` over both sets, shapes ``(..., N, d_v)`` and ``(..., N)``.
+
+    Introduced in :ref:`sec-flash-attention`.
+    """
+    for name, x in (("out_a", out_a), ("lse_a", lse_a), ("out_b", out_b), ("lse_b", lse_b)):
+        _validate.tensor(name, x)
+    if out_a.shape != out_b.shape or lse_a.shape != lse_b.shape or lse_a.shape != out_a.shape[:-1]:
+        raise ValueError(
+            "out_a and out_b must be (..., N, d_v) and lse_a, lse_b (..., N), got "
+            f"{tuple(out_a.shape)}, {tuple(out_b.shape)}, {tuple(lse_a.shape)}, "
+            f"{tuple(lse_b.shape)}"
+        )
+    lse = torch.logaddexp(lse_a, lse_b)
+    safe = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))  # both parts empty
+    w_a = torch.exp(lse_a - safe)[..., None]
+    w_b = torch.exp(lse_b - safe)[..., None]
+    return w_a * out_a + w_b * out_b, lse
