@@ -237,15 +237,17 @@ def _window(
     mask = band[None] & real[:, None, :]  # (nb, block, span)
     out = qf.new_empty(qf.shape[0], n_blocks * block, d_v)
     lse = qf.new_empty(qf.shape[0], n_blocks * block)
+    tiny = torch.finfo(qf.dtype).tiny
     group = max(1, (1 << 18) // (block * span))  # blocks per step: about 256K scores per head
     for g0 in range(0, n_blocks, group):
         g1 = min(g0 + group, n_blocks)
         qb = qp[:, g0 * block : g1 * block].unflatten(1, (g1 - g0, block))  # (BH, g, block, d)
         s = torch.matmul(qb, key_slabs[:, g0:g1]) * scale  # (BH, g, block, span)
         s.masked_fill_(~mask[g0:g1], -math.inf)
-        top = torch.logsumexp(s, dim=-1, keepdim=True)  # (BH, g, block, 1)
-        weights = s.sub_(top.nan_to_num(neginf=0.0)).exp_()  # padded queries see nothing
-        o = torch.matmul(weights, value_slabs[:, g0:g1].transpose(-2, -1))  # (BH, g, block, d_v)
-        out[:, g0 * block : g1 * block] = o.flatten(1, 2)
-        lse[:, g0 * block : g1 * block] = top.flatten(1, 3)
+        top = s.amax(dim=-1, keepdim=True).nan_to_num_(neginf=0.0)  # padded queries see nothing
+        s.sub_(top).exp_()  # unnormalised weights, in place: one exp per score
+        total = s.sum(dim=-1, keepdim=True)  # (BH, g, block, 1)
+        o = torch.matmul(s, value_slabs[:, g0:g1].transpose(-2, -1))  # (BH, g, block, d_v)
+        out[:, g0 * block : g1 * block] = (o / total.clamp_min(tiny)).flatten(1, 2)
+        lse[:, g0 * block : g1 * block] = (top + total.log()).flatten(1, 3)
     return out[:, :n], lse[:, :n]
