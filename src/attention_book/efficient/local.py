@@ -216,8 +216,8 @@ def _window(
     left = before - offset  # key position of query 0 minus `before`, negated
     pad_left = max(left, 0)
     start0 = pad_left - left  # slab of block 0 starts here in the padded keys
-    total = start0 + (n_blocks - 1) * block + span
-    pad_right = max(total - (pad_left + m), 0)
+    padded_len = start0 + (n_blocks - 1) * block + span
+    pad_right = max(padded_len - (pad_left + m), 0)
     kp = F.pad(kf, (0, 0, pad_left, pad_right))  # (BH, pad_left + M + pad_right, d)
     vp = F.pad(vf, (0, 0, pad_left, pad_right))
     qp = F.pad(qf, (0, 0, 0, n_blocks * block - n))  # (BH, n_blocks * block, d)
@@ -246,8 +246,8 @@ def _window(
         s.masked_fill_(~mask[g0:g1], -math.inf)
         top = s.amax(dim=-1, keepdim=True).nan_to_num_(neginf=0.0)  # padded queries see nothing
         s.sub_(top).exp_()  # unnormalised weights, in place: one exp per score
-        total = s.sum(dim=-1, keepdim=True)  # (BH, g, block, 1)
+        row_sum = s.sum(dim=-1, keepdim=True)  # (BH, g, block, 1)
         o = torch.matmul(s, value_slabs[:, g0:g1].transpose(-2, -1))  # (BH, g, block, d_v)
-        out[:, g0 * block : g1 * block] = (o / total.clamp_min(tiny)).flatten(1, 2)
-        lse[:, g0 * block : g1 * block] = (top + total.log()).flatten(1, 3)
+        out[:, g0 * block : g1 * block] = (o / row_sum.clamp_min(tiny)).flatten(1, 2)
+        lse[:, g0 * block : g1 * block] = (top + row_sum.log()).flatten(1, 3)
     return out[:, :n], lse[:, :n]
