@@ -16,13 +16,14 @@ export CHROMIUM
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env assets notebooks labs book test lint unit nbval site-test clean
+.PHONY: help env assets notebooks labs book bench test lint unit nbval site-test clean
 
 help:
 	@echo "make book       build the site into $(SITE) (creates $(VENV) if needed)"
 	@echo "make test       lint, unit tests, nbval on every notebook, site build, browser test"
 	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
 	@echo "make labs       make the student labs (no solutions) in notebooks/labs/"
+	@echo "make bench      time, memory and error of every attention implementation against N"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,9 @@ notebooks: $(STAMP)
 
 labs: $(STAMP)
 	$(PY) scripts/build_notebooks.py --labs $(PAGES)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.efficient
 
 book: $(STAMP) $(ASSETS)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

@@ -1306,3 +1306,70 @@ def test_check_causal_linear_attention(capsys):
     ]:
         assert checks.check_causal_linear_attention(wrong) is False
         assert named in capsys.readouterr().out
+
+
+# --- chapter 6: inference ------------------------------------------------------------------
+
+
+def _repeat_kv(x, n_rep):
+    return x.repeat_interleave(n_rep, dim=1)
+
+
+def test_check_repeat_kv(capsys):
+    assert checks.check_repeat_kv(_repeat_kv) is True
+    assert checks.check_repeat_kv(
+        lambda x, n: x[:, :, None].expand(-1, -1, n, -1, -1).flatten(1, 2)
+    )
+    for wrong, named in [
+        (lambda x, n: x.repeat(1, n, 1, 1), "two key/value heads for four query heads"),
+        (lambda x, n: x.repeat_interleave(n, dim=2), "two key/value heads for four query heads"),
+        (lambda x, n: x[:, :, None].expand(-1, -1, n, -1, -1), "x unchanged"),
+        (lambda x, n: x, "two key/value heads for four query heads"),
+        (lambda x, n: x.repeat_interleave(n, dim=1)[:1], "a batch of two"),
+    ]:
+        assert checks.check_repeat_kv(wrong) is False
+        assert named in capsys.readouterr().out
+
+
+def _gqa(q, k, v):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    n, m = q.shape[-2], k.shape[-2]
+    mask = torch.ones(n, m, dtype=torch.bool).tril(diagonal=m - n)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _gqa_tiled(q, k, v):
+    k, v = k.repeat(1, q.shape[1] // k.shape[1], 1, 1), v.repeat(1, q.shape[1] // k.shape[1], 1, 1)
+    n, m = q.shape[-2], k.shape[-2]
+    mask = torch.ones(n, m, dtype=torch.bool).tril(diagonal=m - n)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _gqa_top_left(q, k, v):  # PyTorch's is_causal aligns the mask to the first key
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def _gqa_not_causal(q, k, v):
+    group = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+def _gqa_unscaled(q, k, v):
+    return _gqa(q * math.sqrt(q.shape[-1]), k, v)
+
+
+def test_check_grouped_query_attention(capsys):
+    assert checks.check_grouped_query_attention(_gqa) is True
+    for wrong, named in [
+        (_gqa_tiled, "heads 0, 1 read key/value head 0"),
+        (_gqa_top_left, "one decoding step"),
+        (_gqa_not_causal, "causal multi-head"),
+        (_gqa_unscaled, "causal multi-head"),
+        (lambda q, k, v: _gqa(q, k, v)[:, :, -1:], "causal multi-head"),
+    ]:
+        assert checks.check_grouped_query_attention(wrong) is False
+        assert named in capsys.readouterr().out

@@ -105,8 +105,10 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     want = (*x.shape[:-1], x.shape[-1] // 2)
     for name, table in (("cos", cos), ("sin", sin)):
         _validate.tensor(name, table)
-        try:
-            ok = torch.broadcast_shapes(tuple(table.shape), want) == want
+        try:  # the usual case, trailing dims equal, first: a decoder calls this every step
+            ok = table.shape == want[x.ndim - table.ndim :] or (
+                torch.broadcast_shapes(tuple(table.shape), want) == want
+            )
         except RuntimeError:
             ok = False
         if not ok:

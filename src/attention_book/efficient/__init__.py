@@ -13,20 +13,31 @@ patterns), ``kernel`` (linear-time approximations), ``inference`` (generation) a
 from __future__ import annotations
 
 from .flash import flash_attention, merge_partial_attention
-from .inference import KVCache
-from .kernel import linear_attention
-from .local import sliding_window_attention
+from .inference import KVCache, kv_cache_bytes, repeat_kv
+from .kernel import (
+    linear_attention,
+    linformer_attention,
+    performer_attention,
+    random_features,
+)
+from .local import sliding_window_attention, sparse_attention_mask
 from .ring import RingResult, ring_attention, run_ring_attention
 
 __all__ = [
     "KVCache",
     "RingResult",
     "flash_attention",
+    "kv_cache_bytes",
     "linear_attention",
+    "linformer_attention",
     "merge_partial_attention",
+    "performer_attention",
+    "random_features",
+    "repeat_kv",
     "ring_attention",
     "run_ring_attention",
     "sliding_window_attention",
+    "sparse_attention_mask",
 ]
 
 for _name in __all__:  # document and pickle them as attention_book.efficient.<name>

@@ -1,4 +1,4 @@
-"""Generation one token at a time: the key-value cache."""
+"""Generation one token at a time: the key-value cache, and key/value heads shared by queries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 from .. import _validate
 
-__all__ = ["KVCache"]
+__all__ = ["KVCache", "kv_cache_bytes", "repeat_kv"]
 
 
 class KVCache:
@@ -16,7 +16,7 @@ class KVCache:
     writes the new positions after the old ones and returns views of everything so far, so
     a decoding step computes keys and values for its new token only.
 
-    Introduced in :ref:`sec-quadratic-wall`; built step by step in the page on inference.
+    Introduced in :ref:`sec-inference`.
     """
 
     def __init__(self, max_len: int) -> None:
@@ -79,3 +79,64 @@ class KVCache:
         if self._keys is None or self._values is None:
             return 0
         return self._keys.nbytes + self._values.nbytes
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Repeat every key or value head ``n_rep`` times, once for each query head that shares it.
+
+    In grouped-query attention, ``n_rep`` consecutive query heads share one key/value head:
+    query head ``h`` reads key/value head ``h // n_rep``. Repeating the heads in place
+    (``0, 0, 1, 1, ...``, not ``0, 1, 0, 1, ...``) gives every query head its own copy, so
+    that ordinary multi-head attention can run on the result.
+
+    Args:
+        x: keys or values ``(..., H_kv, M, d)``: heads third from last.
+        n_rep: query heads per key/value head, > 0.
+
+    Returns:
+        ``(..., H_kv * n_rep, M, d)``; ``x`` itself when ``n_rep == 1``.
+
+    Introduced in :ref:`sec-inference`.
+    """
+    x = _validate.tensor("x", x, min_ndim=3, floating=False)
+    n_rep = _validate.positive_int("n_rep", n_rep)
+    if n_rep == 1:
+        return x
+    return x.repeat_interleave(n_rep, dim=-3)  # (..., H_kv * n_rep, M, d)
+
+
+def kv_cache_bytes(
+    num_layers: int,
+    num_kv_heads: int,
+    head_dim: int,
+    length: int,
+    batch_size: int = 1,
+    dtype: torch.dtype = torch.float32,
+) -> int:
+    """Count the bytes of the keys and values a decoder caches for its sequences.
+
+    Every layer stores a key and a value vector of ``head_dim`` numbers per key/value head
+    and position: ``2 * num_layers * num_kv_heads * head_dim * length * batch_size`` numbers.
+
+    Args:
+        num_layers: decoder layers, > 0.
+        num_kv_heads: key/value heads per layer, > 0 (the number of query heads for
+            multi-head attention, 1 for multi-query attention).
+        head_dim: size of each key and value vector, > 0.
+        length: cached positions per sequence, > 0.
+        batch_size: sequences, > 0.
+        dtype: the dtype of the cached tensors.
+
+    Returns:
+        The size in bytes, as an int.
+
+    Introduced in :ref:`sec-inference`.
+    """
+    counts = (num_layers, num_kv_heads, head_dim, length, batch_size)
+    names = ("num_layers", "num_kv_heads", "head_dim", "length", "batch_size")
+    numbers = 2
+    for name, count in zip(names, counts, strict=True):
+        numbers *= _validate.positive_int(name, count)
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {type(dtype).__name__}")
+    return numbers * dtype.itemsize
