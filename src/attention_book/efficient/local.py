@@ -60,10 +60,7 @@ def sliding_window_attention(
     """
     q, k, v = _check_qkv(q, k, v)
     n, m, d, d_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]
-    window = _validate.positive_int("window", window)
-    dilation = _validate.positive_int("dilation", dilation)
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    window, causal, dilation = _check_pattern(window, causal, dilation)
     if n > m:
         raise ValueError(f"sliding-window attention needs N <= M, got N={n}, M={m}")
     if dilation > 1 and n != m:
@@ -126,10 +123,7 @@ def sparse_attention_mask(
         raise ValueError(
             f"m must be >= n (queries are the last n of m positions), got n={n}, m={m}"
         )
-    window = _validate.positive_int("window", window)
-    dilation = _validate.positive_int("dilation", dilation)
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    window, causal, dilation = _check_pattern(window, causal, dilation)
     p = torch.arange(m - n, m, device=device)[:, None]  # (n, 1): positions of the queries
     j = torch.arange(m, device=device)[None, :]  # (1, m)
     allowed = _in_window(p - j, window, causal, dilation)
@@ -140,6 +134,15 @@ def sparse_attention_mask(
         visible = j <= p if causal else torch.ones_like(allowed)
         allowed |= (is_global[None, :] | is_global[m - n :, None]) & visible
     return allowed
+
+
+def _check_pattern(window: object, causal: object, dilation: object) -> tuple[int, bool, int]:
+    """Validate the arguments that describe a pattern, for both public functions."""
+    window = _validate.positive_int("window", window)
+    dilation = _validate.positive_int("dilation", dilation)
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    return window, causal, dilation
 
 
 def _in_window(gap: torch.Tensor, window: int, causal: bool, dilation: int) -> torch.Tensor:

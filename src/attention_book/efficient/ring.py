@@ -136,8 +136,7 @@ def ring_attention(
         raise ValueError(
             f"each rank needs as many keys as queries, got q {tuple(q.shape)}, k {tuple(k.shape)}"
         )
-    if not isinstance(causal, bool):
-        raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+    causal = _check_causal(causal, q.shape[-2], k.shape[-2])
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("ring_attention needs an initialised torch.distributed process group")
     out, stats = _ring_pass(q, k, v, causal, _scale(scale, q.shape[-1]))
