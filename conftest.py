@@ -5,9 +5,9 @@ so in its text and raises its own budget, at most to 120 s, in its front matter
 (`attention_book: {budget_s: 120}`). The whole book (the chapter pages, not their labs) must
 run in under 720 s. The standard is 600 s; the 35 pages of the six chapters, written to the
 issues' page budgets (up to 60 s each, four of them up to 120 s), measured 661 s and 691 s in
-two fresh clones' CI runs, about 600 s of it in chapters 1-5 (the pages that train models: 3.3, 5.2, 5.4
-and 5.6 take 52 to 96 s each). Trimming those is open work; until then the test allows the
-measured time plus a margin for a busier machine, rather than failing at random.
+two fresh clones' CI runs, about 600 s of it in chapters 1-5 (the pages that train models:
+3.3, 5.2, 5.4 and 5.6 take 52 to 96 s each). Trimming those is open work; until then the test
+allows the measured time plus a margin for a busier machine, rather than failing at random.
 When nbval runs the notebooks, this sums the time of each notebook's cells, prints every
 page's time and fails the run when a page or the book is over budget.
 """
