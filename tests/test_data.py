@@ -90,6 +90,16 @@ def test_sequence_pairs_reverse_and_copy():
     assert len(sequence_vocab(26)) == 29 and sequence_vocab(28).tokens[-2:] == ["A", "B"]
 
 
+def test_sequence_pairs_distinct_letters_never_repeat():
+    repeating = sequence_pairs(300, 5, 8, num_symbols=8, task="copy", seed=2)
+    assert any(len(set(s)) < len(s) for s, _ in repeating)  # the default repeats letters
+    pairs = sequence_pairs(300, 5, 8, num_symbols=8, task="copy", seed=2, distinct=True)
+    assert pairs == sequence_pairs(300, 5, 8, num_symbols=8, task="copy", seed=2, distinct=True)
+    assert all(len(set(s)) == len(s) and t == s for s, t in pairs)
+    assert {len(s) for s, _ in pairs} == set(range(5, 9))
+    assert set("".join(s for s, _ in pairs)) == set("abcdefgh")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -98,6 +108,7 @@ def test_sequence_pairs_reverse_and_copy():
         ({"n": 0}, ValueError, "n must be > 0"),
         ({"num_symbols": 53}, ValueError, "at most 52"),
         ({"task": "sort"}, ValueError, "task must be 'reverse' or 'copy'"),
+        ({"distinct": True, "num_symbols": 4}, ValueError, "max_len must be <= num_symbols"),
         ({"seed": 1.5}, TypeError, "seed must be an int or a torch.Generator"),
     ],
 )

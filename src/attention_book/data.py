@@ -8,7 +8,7 @@ start at 3. Two tasks:
   ``"Mar 3, 21"`` ...) to its ISO form ``"2021-03-03"``, character by character; every output
   character comes from a known part of the input, so a learned alignment can be checked.
 - **sequences**: random strings of letters, to be reversed (or copied), with lengths from
-  short to long; the task of the bottleneck experiment.
+  short to long, letters repeating or all distinct; the task of the bottleneck experiment.
 
 A task returns ``(source, target)`` pairs of token lists; :func:`encode_pairs` turns them
 into the padded tensors ``(src, tgt_in, tgt_out)`` that :func:`attention_book.train.train`
@@ -234,6 +234,7 @@ def sequence_pairs(
     num_symbols: int = 10,
     task: str = "reverse",
     seed: Seed = 0,
+    distinct: bool = False,
 ) -> list[tuple[str, str]]:
     """Draw ``n`` random strings with lengths uniform in ``[min_len, max_len]``, and targets.
 
@@ -244,6 +245,8 @@ def sequence_pairs(
         num_symbols: the strings use the first ``num_symbols`` letters, 1 to 52.
         task: ``"reverse"`` (the target is the string backwards) or ``"copy"``.
         seed: an int or a ``torch.Generator``; the same seed gives the same pairs.
+        distinct: no letter occurs twice in a string (then ``max_len <= num_symbols``); by
+            default letters are drawn independently and repeat.
 
     Returns:
         ``n`` pairs ``(source, target)`` of strings, e.g. ``("abcd", "dcba")``.
@@ -256,10 +259,17 @@ def sequence_pairs(
     if task not in ("reverse", "copy"):
         raise ValueError(f"task must be 'reverse' or 'copy', got {task!r}")
     letters = sequence_vocab(num_symbols).tokens[len(SPECIALS) :]
+    if distinct and max_len > len(letters):
+        raise ValueError(
+            f"max_len must be <= num_symbols for strings of distinct letters, got "
+            f"max_len={max_len}, num_symbols={num_symbols}"
+        )
     rng = _rng(seed)
     pairs = []
     for _ in range(n):
-        source = "".join(rng.choices(letters, k=rng.randint(min_len, max_len)))
+        length = rng.randint(min_len, max_len)
+        drawn = rng.sample(letters, k=length) if distinct else rng.choices(letters, k=length)
+        source = "".join(drawn)
         pairs.append((source, source[::-1] if task == "reverse" else source))
     return pairs
 
