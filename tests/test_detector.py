@@ -113,6 +113,56 @@ def test_set_loss_is_small_for_perfect_predictions_and_ignores_query_order():
     assert detector.set_loss((logits, moved), TARGETS) > perfect + 0.1
 
 
+def test_match_cost_of_a_batch_equals_each_image_alone():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 5, 4, generator=gen)
+    boxes = detector.box_cxcywh_to_xyxy(torch.rand(3, 5, 4, generator=gen) * 0.5 + 0.1)
+    labels = torch.randint(0, 3, (3, 2), generator=gen)
+    true_boxes = detector.box_cxcywh_to_xyxy(torch.rand(3, 2, 4, generator=gen) * 0.5 + 0.1)
+    batch = detector.match_cost(logits, boxes, labels, true_boxes)
+    assert batch.shape == (3, 5, 2)
+    for i in range(3):
+        one = detector.match_cost(logits[i], boxes[i], labels[i], true_boxes[i])
+        assert torch.equal(batch[i], one)
+        by_hand = (
+            -logits[i].softmax(-1)[:, labels[i]]
+            + 5 * torch.cdist(boxes[i], true_boxes[i], p=1)
+            - 2 * detector.generalized_box_iou(boxes[i], true_boxes[i])
+        )
+        assert torch.allclose(one, by_hand)
+    with pytest.raises(ValueError, match=r"logits, boxes, labels, target_boxes must be"):
+        detector.match_cost(logits, boxes, labels[0], true_boxes)
+
+
+def test_set_loss_matches_a_loop_over_images():
+    """The batched matching gives the loss of matching each image on its own."""
+    gen = torch.Generator().manual_seed(4)
+    targets = torch.cat([TARGETS, TARGETS.flip(1)])  # padding first in the last two rows
+    logits = torch.randn(4, 4, 4, generator=gen)
+    boxes = torch.rand(4, 4, 4, generator=gen) * 0.5 + 0.2
+    corners = detector.box_cxcywh_to_xyxy(boxes)
+    classes = torch.full((4, 4), 3)
+    pred, true = [], []
+    for i in range(4):
+        real = targets[i, :, 0] >= 0
+        labels, objects = targets[i, real, 0].long(), targets[i, real, 1:]
+        cost = detector.match_cost(logits[i], corners[i], labels, objects)
+        rows, cols = detector.hungarian_match(cost)
+        classes[i, rows] = labels[cols]
+        pred.append(corners[i, rows])
+        true.append(objects[cols])
+    pred, true = torch.cat(pred), torch.cat(true)
+    weight = torch.tensor([1.0, 1.0, 1.0, 0.1])
+    want = (
+        torch.nn.functional.cross_entropy(logits.reshape(16, 4), classes.flatten(), weight)
+        + 5 * (pred - true).abs().sum(-1).mean()
+        + 2 * (1 - detector.generalized_box_iou(pred, true).diagonal()).mean()
+    )
+    assert torch.allclose(detector.set_loss((logits, boxes), targets), want)
+    with pytest.raises(ValueError, match=r"Q >= M"):  # more objects than queries
+        detector.set_loss((logits[:, :1], boxes[:, :1]), targets)
+
+
 def test_set_loss_gradients_reach_every_output():
     logits = torch.randn(2, 4, 4, requires_grad=True)
     boxes = torch.rand(2, 4, 4, requires_grad=True)

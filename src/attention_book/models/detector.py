@@ -73,7 +73,9 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Introduced in :ref:`sec-detection`.
     """
-    iou, _ = _iou_and_union(_check_boxes("a", a), _check_boxes("b", b))
+    a, b = _check_boxes("a", a), _check_boxes("b", b)
+    _check_pair(a, b)
+    iou, _ = _iou_and_union(a, b)
     return iou
 
 
@@ -83,17 +85,31 @@ def _area(boxes: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _iou_and_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(
             f"a and b must be (N, 4) and (M, 4), got {tuple(a.shape)}, {tuple(b.shape)}"
         )
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])  # (N, M, 2)
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+
+
+def _iou_and_union(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """IoU and union of ``(..., N, 4)`` with ``(..., M, 4)``: two ``(..., N, M)`` tensors."""
+    top_left = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])  # (..., N, M, 2)
+    bottom_right = torch.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     overlap = (bottom_right - top_left).clamp_min(0)  # no overlap: 0, not a negative area
-    inter = overlap[..., 0] * overlap[..., 1]  # (N, M)
-    union = _area(a)[:, None] + _area(b)[None, :] - inter
+    inter = overlap[..., 0] * overlap[..., 1]  # (..., N, M)
+    union = _area(a)[..., :, None] + _area(b)[..., None, :] - inter
     return inter / union.clamp_min(1e-9), union
+
+
+def _giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """GIoU of ``(..., N, 4)`` with ``(..., M, 4)``: ``(..., N, M)``, without checks."""
+    iou, union = _iou_and_union(a, b)
+    enclosing = torch.maximum(a[..., :, None, 2:], b[..., None, :, 2:]) - torch.minimum(
+        a[..., :, None, :2], b[..., None, :, :2]
+    )  # (..., N, M, 2)
+    hull = enclosing[..., 0] * enclosing[..., 1]
+    return iou - (hull - union) / hull.clamp_min(1e-9)
 
 
 def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -112,12 +128,9 @@ def generalized_box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Introduced in :ref:`sec-detection`.
     """
-    iou, union = _iou_and_union(_check_boxes("a", a), _check_boxes("b", b))
-    enclosing = torch.maximum(a[:, None, 2:], b[None, :, 2:]) - torch.minimum(
-        a[:, None, :2], b[None, :, :2]
-    )  # (N, M, 2)
-    hull = enclosing[..., 0] * enclosing[..., 1]
-    return iou - (hull - union) / hull.clamp_min(1e-9)
+    a, b = _check_boxes("a", a), _check_boxes("b", b)
+    _check_pair(a, b)
+    return _giou(a, b)
 
 
 class DETR(nn.Module):
@@ -242,28 +255,43 @@ def match_cost(
     target_boxes: torch.Tensor,
     weights: tuple[float, float, float] = (1.0, 5.0, 2.0),
 ) -> torch.Tensor:
-    """Price every pairing of a prediction with a true object, for one image.
+    """Price every pairing of a prediction with a true object, for one image or a batch.
 
     ``cost = -w_class p(label) + w_l1 |box - target|_1 - w_giou GIoU(box, target)``, the
     matching cost of DETR: cheap when the query believes in the right class and its box is
     close to the object's.
 
     Args:
-        logits: ``(Q, K + 1)`` class logits of the queries.
-        boxes: ``(Q, 4)`` predicted boxes ``(x0, y0, x1, y1)``.
-        labels: ``(M,)`` long, the true classes.
-        target_boxes: ``(M, 4)`` true boxes ``(x0, y0, x1, y1)``.
+        logits: ``(Q, K + 1)`` class logits of the queries, or ``(B, Q, K + 1)`` for a batch.
+        boxes: ``(Q, 4)`` predicted boxes ``(x0, y0, x1, y1)``, or ``(B, Q, 4)``.
+        labels: ``(M,)`` long, the true classes, or ``(B, M)``.
+        target_boxes: ``(M, 4)`` true boxes ``(x0, y0, x1, y1)``, or ``(B, M, 4)``.
         weights: ``(w_class, w_l1, w_giou)``.
 
     Returns:
-        ``(Q, M)`` costs.
+        ``(Q, M)`` costs, or ``(B, Q, M)``.
 
     Introduced in :ref:`sec-detection`.
     """
+    shapes = [tuple(t.shape) for t in (logits, boxes, labels, target_boxes)]
+    lead = logits.shape[:-2]
+    if not (
+        logits.ndim in (2, 3)
+        and boxes.shape == (*lead, logits.shape[-2], 4)
+        and labels.shape[:-1] == lead
+        and labels.ndim == logits.ndim - 1
+        and target_boxes.shape == (*labels.shape, 4)
+    ):
+        raise ValueError(
+            "logits, boxes, labels, target_boxes must be (Q, K + 1), (Q, 4), (M,), (M, 4), "
+            f"or the same with a batch dimension B in front; got {shapes}"
+        )
     w_class, w_l1, w_giou = weights
-    prob = logits.softmax(dim=-1)[:, labels]  # (Q, M)
-    l1 = torch.cdist(boxes, target_boxes, p=1)  # (Q, M)
-    return -w_class * prob + w_l1 * l1 - w_giou * generalized_box_iou(boxes, target_boxes)
+    prob = logits.softmax(dim=-1)  # (..., Q, K + 1)
+    index = labels[..., None, :].expand(*prob.shape[:-1], labels.shape[-1])  # (..., Q, M)
+    class_prob = prob.gather(-1, index)  # (..., Q, M): p(label of object m) for query q
+    l1 = torch.cdist(boxes, target_boxes, p=1)  # (..., Q, M)
+    return -w_class * class_prob + w_l1 * l1 - w_giou * _giou(boxes, target_boxes)
 
 
 def hungarian_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +322,7 @@ def set_loss(
     """DETR's set loss: match queries to objects, then classify every query and fit the boxes.
 
     Each image's queries are matched to its objects by :func:`hungarian_match` on
-    :func:`match_cost`. Matched queries must predict the object's class and box (L1 and
+    :func:`match_cost`, whose costs are computed for the whole batch at once. Matched queries must predict the object's class and box (L1 and
     GIoU); the others must predict "no object", whose cross-entropy is down-weighted by
     ``no_object_weight`` because most queries are empty.
 
@@ -315,26 +343,32 @@ def set_loss(
     no_object_weight = _validate.positive("no_object_weight", no_object_weight)
     b, q, k1 = logits.shape
     boxes = box_cxcywh_to_xyxy(boxes)  # (B, Q, 4)
+    real = targets[..., 0] >= 0  # (B, M), False for padding
+    labels, true_boxes = targets[..., 0].long().clamp_min(0), targets[..., 1:]
+    with torch.no_grad():  # every image's costs at once; padding columns are dropped below
+        cost = match_cost(logits, boxes, labels, true_boxes, weights).cpu().numpy()
+    real_np = real.cpu().numpy()
+    images, queries, objects = [], [], []
+    for i in range(b):
+        columns = np.flatnonzero(real_np[i])  # the image's true objects
+        if len(columns) == 0:
+            continue
+        rows, cols = hungarian_match(torch.from_numpy(cost[i][:, columns]))
+        images.append(np.full(len(rows), i))
+        queries.append(rows.numpy())
+        objects.append(columns[cols.numpy()])
     classes = torch.full((b, q), k1 - 1, dtype=torch.long, device=logits.device)
-    matched_pred, matched_true = [], []
-    with torch.no_grad():
-        for i in range(b):
-            real = targets[i, :, 0] >= 0
-            labels, true_boxes = targets[i, real, 0].long(), targets[i, real, 1:]
-            if len(labels) == 0:
-                continue
-            rows, cols = hungarian_match(
-                match_cost(logits[i], boxes[i], labels, true_boxes, weights)
-            )
-            classes[i, rows] = labels[cols]
-            matched_pred.append(i * q + rows.to(logits.device))
-            matched_true.append(true_boxes[cols])
+    if images:
+        image = torch.as_tensor(np.concatenate(images), device=logits.device)
+        query = torch.as_tensor(np.concatenate(queries), device=logits.device)
+        obj = torch.as_tensor(np.concatenate(objects), device=logits.device)
+        classes[image, query] = labels[image, obj]
     class_weight = torch.ones(k1, device=logits.device, dtype=logits.dtype)
     class_weight[-1] = no_object_weight
     loss = weights[0] * F.cross_entropy(logits.reshape(b * q, k1), classes.flatten(), class_weight)
-    if matched_pred:
-        pred = boxes.reshape(b * q, 4)[torch.cat(matched_pred)]  # (n, 4)
-        true = torch.cat(matched_true)  # (n, 4)
+    if images:
+        pred = boxes[image, query]  # (n, 4), image by image, queries in order
+        true = true_boxes[image, obj]  # (n, 4)
         loss = loss + weights[1] * (pred - true).abs().sum(-1).mean()
         giou = generalized_box_iou(pred, true).diagonal()
         loss = loss + weights[2] * (1 - giou).mean()
