@@ -322,9 +322,10 @@ def set_loss(
     """DETR's set loss: match queries to objects, then classify every query and fit the boxes.
 
     Each image's queries are matched to its objects by :func:`hungarian_match` on
-    :func:`match_cost`, whose costs are computed for the whole batch at once. Matched queries must predict the object's class and box (L1 and
-    GIoU); the others must predict "no object", whose cross-entropy is down-weighted by
-    ``no_object_weight`` because most queries are empty.
+    :func:`match_cost`, whose costs are computed for the whole batch at once. Matched
+    queries must predict the object's class and box (L1 and GIoU); the others must predict
+    "no object", whose cross-entropy is down-weighted by ``no_object_weight`` because most
+    queries are empty.
 
     Args:
         outputs: ``(logits (B, Q, K + 1), boxes (B, Q, 4))`` from :class:`DETR`, boxes as
