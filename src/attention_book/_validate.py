@@ -47,6 +47,17 @@ def dim_index(name: str, dim: int, ndim: int) -> int:
     return dim
 
 
+def broadcasts_to(shape: tuple[int, ...] | torch.Size, target: tuple[int, ...]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to exactly ``target`` (without growing it)."""
+    target = tuple(target)
+    if tuple(shape) == target[len(target) - len(shape) :]:  # the usual case, checked first
+        return True
+    try:
+        return tuple(torch.broadcast_shapes(tuple(shape), target)) == target
+    except RuntimeError:
+        return False
+
+
 def seed(value: object) -> int:
     """Return the int seed ``value``, or one drawn from it if it is a ``torch.Generator``."""
     if isinstance(value, torch.Generator):

@@ -491,11 +491,7 @@ def _check_bias(bias: object, scores: torch.Tensor) -> None:
     if bias.dtype != scores.dtype:
         raise TypeError(f"bias must have the dtype {scores.dtype} of the scores, got {bias.dtype}")
     target = tuple(scores.shape)
-    try:
-        shape = torch.broadcast_shapes(tuple(bias.shape), target)
-    except RuntimeError:
-        shape = None
-    if shape != target:
+    if not _validate.broadcasts_to(bias.shape, target):
         raise ValueError(
             f"bias of shape {tuple(bias.shape)} does not broadcast to the scores shape {target}"
         )
@@ -506,11 +502,7 @@ def _check_mask(mask: object, target: tuple[int, ...], target_name: str) -> None
         raise TypeError(f"mask must be a boolean torch.Tensor, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must have dtype torch.bool (True = may attend), got {mask.dtype}")
-    try:
-        shape = torch.broadcast_shapes(tuple(mask.shape), target)
-    except RuntimeError:
-        shape = None
-    if shape != target:
+    if not _validate.broadcasts_to(mask.shape, target):
         raise ValueError(
             f"mask of shape {tuple(mask.shape)} does not broadcast to the {target_name} "
             f"shape {target}"

@@ -105,13 +105,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     want = (*x.shape[:-1], x.shape[-1] // 2)
     for name, table in (("cos", cos), ("sin", sin)):
         _validate.tensor(name, table)
-        try:  # the usual case, trailing dims equal, first: a decoder calls this every step
-            ok = table.shape == want[x.ndim - table.ndim :] or (
-                torch.broadcast_shapes(tuple(table.shape), want) == want
-            )
-        except RuntimeError:
-            ok = False
-        if not ok:
+        if not _validate.broadcasts_to(table.shape, want):  # a decoder checks every step
             raise ValueError(
                 f"{name} must broadcast to {want} (one angle per position and feature pair of "
                 f"x {tuple(x.shape)}), got {tuple(table.shape)}"
