@@ -89,4 +89,6 @@ def test_a_facade_reexports_every_public_name_of_its_modules(package):
             continue
         for name in importlib.import_module(info.name).__all__:
             assert name in facade.__all__, f"{info.name}.{name} is not in {package}.__all__"
-            assert getattr(facade, name).__module__ == package, f"{name} is documented elsewhere"
+            obj = getattr(facade, name)
+            if callable(obj):  # data (a table) is documented by a #: comment in the facade
+                assert obj.__module__ == package, f"{name} is documented elsewhere"
