@@ -15,20 +15,29 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["__version__", "glue", "seed_everything"]
+__all__ = ["__version__", "effective_seed", "glue", "make_generator", "seed_everything"]
 
 __version__ = "0.1.0"
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch so that a page gives the same output on every run.
+_SEED_ENV = "ATTENTION_BOOK_SEED"
+_SEED_STRIDE = 1_000_003  # a prime: shifted seeds of one page never collide for k < 4,000
+
+
+def effective_seed(seed: int) -> int:
+    """Return the seed a page really uses for ``seed``: itself, or shifted by the environment.
+
+    With the environment variable ``ATTENTION_BOOK_SEED`` set to ``k``, every seed a page
+    asks for becomes ``(seed + k * 1_000_003) % 2**32``. ``k = 0`` (or the variable unset) is the
+    book's own run; any other ``k`` replaces the seeds of every page while keeping a page's
+    seeds distinct from each other, so a claim can be re-checked under other draws
+    (``make robust``).
 
     Args:
         seed: a non-negative integer below 2**32.
 
     Returns:
-        A ``torch.Generator`` seeded with ``seed``, for code that wants its own stream
-        (data loaders, samplers) independent of the global one.
+        The seed to use, a non-negative integer below 2**32.
 
     Introduced in :ref:`sec-soft-lookup`.
     """
@@ -37,11 +46,52 @@ def seed_everything(seed: int) -> torch.Generator:
     seed = int(seed)
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    shift = os.environ.get(_SEED_ENV, "").strip()
+    if not shift:
+        return seed
+    if not shift.isdigit():
+        raise ValueError(f"{_SEED_ENV} must be a non-negative integer, got {shift!r}")
+    return (seed + int(shift) * _SEED_STRIDE) % 2**32
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch so that a page gives the same output on every run.
+
+    The seed used is :func:`effective_seed` of ``seed``: the environment variable
+    ``ATTENTION_BOOK_SEED`` replaces every page's seeds to prove its claims robust.
+
+    Args:
+        seed: a non-negative integer below 2**32.
+
+    Returns:
+        A ``torch.Generator`` seeded with the same seed, for code that wants its own stream
+        (data loaders, samplers) independent of the global one.
+
+    Introduced in :ref:`sec-soft-lookup`.
+    """
+    seed = effective_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - pages may still use the legacy global generator
     torch.manual_seed(seed)  # also seeds every CUDA device
     return torch.Generator().manual_seed(seed)
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """Return a fresh ``torch.Generator`` for ``seed``, without touching the global streams.
+
+    Pages use this instead of ``torch.Generator().manual_seed(seed)`` so that
+    ``ATTENTION_BOOK_SEED`` reaches every stream they draw from.
+
+    Args:
+        seed: a non-negative integer below 2**32.
+
+    Returns:
+        A ``torch.Generator`` seeded with :func:`effective_seed` of ``seed``.
+
+    Introduced in :ref:`sec-soft-lookup`.
+    """
+    return torch.Generator().manual_seed(effective_seed(seed))
 
 
 def glue(name: str, value: Any, display: bool = True) -> None:

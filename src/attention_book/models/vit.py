@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import _validate
+from .. import _validate, make_generator, seed_everything
 from ..train import History, train
 from .transformer import Encoder
 
@@ -491,7 +491,7 @@ def train_classifier(
         lr=lr,
         batch_size=batch_size,
         decay=decay,
-        generator=torch.Generator().manual_seed(seed),
+        generator=make_generator(seed),
         progress=progress,
         desc=desc,
     )
@@ -541,7 +541,7 @@ def train_digits_vit(
     arch = dict(DIGITS_VIT)
     if patch_size is not None:
         arch["patch_size"] = patch_size
-    torch.manual_seed(seed)
+    seed_everything(seed)
     model = ViT(**arch)  # type: ignore[arg-type]
     recipe = DIGITS_TRAINING
     history = train_classifier(
