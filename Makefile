@@ -16,7 +16,7 @@ export CHROMIUM
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env assets notebooks labs book bench test lint unit nbval site-test clean
+.PHONY: help env assets notebooks labs book bench test lint unit nbval robust format site-test clean
 
 help:
 	@echo "make book       build the site into $(SITE) (creates $(VENV) if needed)"
@@ -24,6 +24,8 @@ help:
 	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
 	@echo "make labs       make the student labs (no solutions) in notebooks/labs/"
 	@echo "make bench      time, memory and error of every attention implementation against N"
+	@echo "make robust     run every chapter page under seeds 1 and 2 and another CPU code path"
+	@echo "make format     format the code cells of book/ (80 columns, as notebooks/ruff.toml)"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,15 +55,29 @@ book: $(STAMP) $(ASSETS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts benchmarks notebooks conftest.py book/_ext
-	$(PY) -m ruff format --check src tests scripts benchmarks conftest.py book/_ext
+	$(PY) -m ruff format --check src tests scripts benchmarks conftest.py book/_ext notebooks
+	$(PY) scripts/format_book.py --check
 	$(PY) -m mypy
 
 unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/site
 
-nbval: $(STAMP)
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with nbval_sanitize.cfg \
+# nbval re-executes every notebook and compares its outputs with the stored ones (see
+# conftest.py): the labs on PyTorch's second CPU code path, the pages that train on one thread
+# two at a time, then the pages that time code alone.
+NBVAL := $(PY) -m pytest --nbval notebooks --nbval-sanitize-with nbval_sanitize.cfg \
 	  --nbval-cell-timeout=300 -p no:cacheprovider
+nbval: $(STAMP)
+	rm -f _build/nbval-times.json
+	$(NBVAL) --timing-pages=skip -n 2 --dist loadfile
+	$(NBVAL) --timing-pages=only
+
+# Every chapter page under two other seeds and PyTorch's unvectorised CPU kernels.
+robust: $(STAMP)
+	$(PY) scripts/robust.py $(PAGES)
+
+format: $(STAMP)
+	$(PY) scripts/format_book.py
 
 site-test: $(STAMP)
 	@test -x "$(CHROMIUM)" || { echo "installing Debian's chromium for the browser test"; \

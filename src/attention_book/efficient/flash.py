@@ -11,7 +11,7 @@ from ._common import _check_causal, _check_qkv, _compute_dtype, _flat, _scale
 
 __all__ = ["flash_attention", "merge_partial_attention"]
 
-_LOG2_E = math.log2(math.e)  # exp(x) = 2^(x log2 e); PyTorch's exp2 is faster than exp on CPUs
+_LOG2_E = math.log2(math.e)  # exp(x) = 2^(x log2 e), the base-2 form of FlashAttention-2's kernels
 
 
 def flash_attention(
@@ -34,9 +34,11 @@ def flash_attention(
     Three tricks keep each tile at two matrix products, one in-place exponential and one sum.
     The shift is folded into the score product as an extra feature,
     ``[q * scale, -m] . [k, 1] = s - m``. Scores are kept in base 2 (``exp(x) = 2^(x log2 e)``),
-    because ``torch.exp2_`` is several times faster than ``torch.exp_`` on CPUs. And the shift
-    starts at each query's score with key 0 and is raised, with the textbook rescaling of ``l``
-    and the output, only for a tile where the bound ``|q| max|k| - m`` says ``exp`` could
+    as in FlashAttention-2's CUDA kernels, where the GPU's exponential instruction is base 2 and
+    the scale and shift fuse into one multiply-add; on a CPU this buys no speed
+    (``torch.exp2_`` is not faster than ``torch.exp_``), it only mirrors those kernels. And the
+    shift starts at each query's score with key 0 and is raised, with the textbook rescaling of
+    ``l`` and the output, only for a tile where the bound ``|q| max|k| - m`` says ``exp`` could
     overflow; any shift gives the same result as long as nothing overflows.
 
     Args:

@@ -1,0 +1,120 @@
+"""The rules that keep every page's outputs true on every reader's machine (README, "How the
+book is made"): what nbval compares strictly, what it ignores, and how pages seed."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import build_notebooks  # noqa: E402
+
+SOURCES = build_notebooks.chapter_sources()
+IGNORE = "nbval-ignore-output"
+# Calls whose results depend on the machine: clocks, and training (every loop in the package
+# goes through attention_book.train.train; pages call it or a train_* wrapper of a model).
+TIMERS = re.compile(r"\b(perf_counter|timeit|time_fn|bench\.compare|bench\.sweep)\b")
+TRAINS = re.compile(r"(?<![\w.])(train|train_\w+)\(|\.train_\w+\(")
+# Pages seed only through the package, so that ATTENTION_BOOK_SEED reaches every stream.
+DIRECT_SEED = re.compile(r"torch\.manual_seed\(|Generator\(\)\.manual_seed\(|np\.random\.seed\(")
+# A rounding residue printed as digits: a mantissa with a fraction and an exponent of -5 or less.
+RESIDUE = re.compile(r"\b\d\.\d+e-(0[5-9]|[1-9]\d)\b")
+
+
+def source_id(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def code_cells(source: Path) -> list[nbformat.NotebookNode]:
+    nb = build_notebooks.read_page(source)
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def is_ignored(cell: nbformat.NotebookNode) -> bool:
+    return IGNORE in cell.metadata.get("tags", [])
+
+
+def shown_text(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append(output.get("text", ""))
+        parts.append(output.get("data", {}).get("text/plain", ""))
+    return "".join(parts)
+
+
+def first_line(cell: nbformat.NotebookNode) -> str:
+    return next((ln for ln in cell.source.splitlines() if ln.strip()), "")[:70]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_cells_that_time_or_train_are_not_compared(source):
+    """A clock or a training run differs on every machine: nbval must not compare its output."""
+    compared = [
+        first_line(c) for c in code_cells(source) if not is_ignored(c) and TIMERS.search(c.source)
+    ]
+    compared += [
+        first_line(c)
+        for c in code_cells(source)
+        if not is_ignored(c) and TRAINS.search(c.source) and "def " not in c.source
+    ]
+    assert not compared, f"tag these cells {IGNORE} and assert their claims: {compared}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_pages_seed_only_through_the_package(source):
+    direct = [first_line(c) for c in code_cells(source) if DIRECT_SEED.search(c.source)]
+    assert not direct, (
+        "use attention_book.seed_everything(seed) or make_generator(seed), which honour "
+        f"ATTENTION_BOOK_SEED: {direct}"
+    )
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_compared_outputs_print_no_rounding_residue(source):
+    """A residue such as 1.7e-07 differs in its digits between CPUs: print a bound instead."""
+    stored = nbformat.read(build_notebooks.notebook_path(source), as_version=4)
+    residues = [
+        (first_line(c), RESIDUE.findall(shown_text(c)) and RESIDUE.search(shown_text(c))[0])
+        for c in stored.cells
+        if c.cell_type == "code" and not is_ignored(c) and RESIDUE.search(shown_text(c))
+    ]
+    assert not residues, f"print these as bounds (< 1e-6) or tag the cells {IGNORE}: {residues}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_pages_that_time_code_say_so(source):
+    """`timing: true` keeps a page that times code away from the others under nbval."""
+    timing = any(re.search(r"\b(timeit|time_fn|bench\.compare|bench\.sweep)\b", c.source)
+                 for c in code_cells(source))  # fmt: skip
+    says = bool(build_notebooks.read_page(source).metadata.get("attention_book", {}).get("timing"))
+    assert says or not timing, "add `attention_book: {timing: true}` to its front matter"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=source_id)
+def test_ignored_cells_that_glue_a_number_assert_it(source):
+    """The claim a machine-dependent cell supports is an assert with a margin.
+
+    Timing cells are exempt: their sentences are written from the measurement (the glued
+    word says "faster" or "slower"), or assert a direction where the page needs one.
+    """
+    unchecked = [
+        first_line(c)
+        for c in code_cells(source)
+        if is_ignored(c)
+        and "glue(" in c.source
+        and "assert" not in c.source
+        and not TIMERS.search(c.source)
+    ]
+    assert not unchecked, f"assert what these cells glue, with a margin: {unchecked}"
+
+
+def test_the_rules_are_written_down():
+    readme = (ROOT / "README.md").read_text()
+    for phrase in (IGNORE, "ATTENTION_BOOK_SEED", "ATEN_CPU_CAPABILITY", "make robust"):
+        assert phrase in readme
