@@ -37,7 +37,8 @@ def chapter_pages() -> list[Path]:
 def format_cells(codes: list[str]) -> list[str]:
     """Format each cell's code with ruff, as the cells of one notebook."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = kernel
     nb.metadata["language_info"] = {"name": "python"}
     nb.cells = [nbformat.v4.new_code_cell(code.rstrip("\n")) for code in codes]
     with tempfile.TemporaryDirectory() as tmp:

@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     others = [s for s in sources if s not in timing]
     failed = 0
     for check in checks:
-        print(f"== {check} ({' '.join(f'{k}={v}' for k, v in CHECKS[check].items()) or 'as stored'})")
+        settings = " ".join(f"{k}={v}" for k, v in CHECKS[check].items())
+        print(f"== {check} ({settings or 'as stored'})")
         start = time.perf_counter()
 
         def report(source: Path, result: tuple[bool, float, str], check: str = check) -> None:
