@@ -118,3 +118,21 @@ def test_the_rules_are_written_down():
     readme = (ROOT / "README.md").read_text()
     for phrase in (IGNORE, "ATTENTION_BOOK_SEED", "ATEN_CPU_CAPABILITY", "make robust"):
         assert phrase in readme
+
+
+def compared_share() -> tuple[int, int]:
+    """(compared, with outputs): the code cells with outputs that nbval compares strictly."""
+    compared = with_outputs = 0
+    for source in SOURCES:
+        stored = nbformat.read(build_notebooks.notebook_path(source), as_version=4)
+        for cell in stored.cells:
+            if cell.cell_type == "code" and cell.get("outputs"):
+                with_outputs += 1
+                compared += not is_ignored(cell)
+    return compared, with_outputs
+
+
+def test_nbval_still_compares_most_outputs():
+    """Tagging is for what depends on the machine, not a way out of comparing."""
+    compared, with_outputs = compared_share()
+    assert compared >= 0.75 * with_outputs, f"{compared} of {with_outputs} cells compared"
