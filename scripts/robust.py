@@ -23,6 +23,7 @@ its time, and exits 1 if any page failed.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import subprocess
@@ -46,14 +47,57 @@ CHECKS = {
 DEFAULT_CHECKS = ["seed=1", "seed=2", "cpu=default"]
 
 
+def check_env(check: str) -> dict[str, str]:
+    """The environment of one check: a named one, or ``seed=K`` for any K."""
+    if check in CHECKS:
+        return CHECKS[check]
+    if check.startswith("seed=") and check[5:].isdigit():
+        return {"ATTENTION_BOOK_SEED": check[5:]}
+    raise ValueError(f"unknown check {check!r}: one of {sorted(CHECKS)} or seed=K")
+
+
 def is_timing_page(source: Path) -> bool:
     """True when the page's front matter says it times code: it must run alone."""
     return bool(read_page(source).metadata.get("attention_book", {}).get("timing"))
 
 
-def run_one(source: Path, save: Path | None) -> None:
+class _SoftAsserts(ast.NodeTransformer):
+    """``assert test, msg`` -> record the failure in ``_soft_failures`` and go on."""
+
+    def __init__(self, cell: int) -> None:
+        self.cell = cell
+
+    def visit_Assert(self, node: ast.Assert) -> ast.stmt:
+        where = ast.Constant(f"cell {self.cell}, line {node.lineno}: {ast.unparse(node.test)}")
+        record = ast.parse("_soft_failures.append(None)").body[0]
+        assert isinstance(record, ast.Expr) and isinstance(record.value, ast.Call)
+        record.value.args = [where]
+        return ast.copy_location(ast.If(ast.UnaryOp(ast.Not(), node.test), [record], []), node)
+
+
+def soften(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Rewrite every assert of the page so that all of its failing claims show in one run."""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # an IPython line (%pip): no assert there
+            continue
+        cell.source = ast.unparse(ast.fix_missing_locations(_SoftAsserts(i).visit(tree)))
+    first = nbformat.v4.new_code_cell("_soft_failures = []")
+    last = nbformat.v4.new_code_cell(
+        "assert not _soft_failures, '\\n'.join('SOFT FAIL ' + f for f in _soft_failures)"
+    )
+    nb.cells = [first, *nb.cells, last]
+    return nb
+
+
+def run_one(source: Path, save: Path | None, soft: bool = False) -> None:
     """Execute one page in this process's environment (the worker half of the script)."""
     nb = read_page(source)
+    if soft:
+        nb = soften(nb)
     target = NOTEBOOKS / source.relative_to(ROOT / "book").with_suffix(".ipynb")
     client = NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(target.parent)}}
@@ -67,10 +111,12 @@ def run_one(source: Path, save: Path | None) -> None:
             nbformat.write(nb, out)
 
 
-def run_page(source: Path, check: str, save: Path | None) -> tuple[bool, float, str]:
+def run_page(
+    source: Path, check: str, save: Path | None, soft: bool = False
+) -> tuple[bool, float, str]:
     """Run one page under one check in a subprocess; return (passed, seconds, last error)."""
-    env = {**os.environ, **CHECKS[check]}
-    cmd = [sys.executable, __file__, "--worker", str(source)]
+    env = {**os.environ, **check_env(check)}
+    cmd = [sys.executable, __file__, "--worker", str(source)] + (["--soft"] if soft else [])
     if save is not None:
         cmd += ["--save", str(save / check)]
     start = time.perf_counter()
@@ -81,6 +127,9 @@ def run_page(source: Path, check: str, save: Path | None) -> tuple[bool, float, 
         text = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
         lines = [ln for ln in text.splitlines() if ln.strip()]
         error = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1] if lines else "")
+        soft_failures = [ln[len("SOFT FAIL ") :] for ln in lines if ln.startswith("SOFT FAIL")]
+        if soft_failures:
+            return False, seconds, "\n      ".join(["", *soft_failures])
     return done.returncode == 0, seconds, error.strip()[:200]
 
 
@@ -88,26 +137,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pages", nargs="*", type=Path, help="pages to run (default: all)")
     parser.add_argument(
-        "--check", action="append", choices=sorted(CHECKS), help="repeatable; default: the three"
+        "--check", action="append", help=f"{', '.join(CHECKS)} or seed=K; repeatable"
     )
     parser.add_argument("--jobs", type=int, default=2, help="pages run at once (not timing pages)")
     parser.add_argument("--save", type=Path, help="keep the executed notebooks under SAVE/CHECK/")
+    parser.add_argument(
+        "--soft", action="store_true", help="record every failing assert of a page and go on"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in args.pages] or chapter_sources()
     if args.worker:
         try:
-            run_one(sources[0], args.save)
+            run_one(sources[0], args.save, soft=args.soft)
         except CellExecutionError as error:
+            soft = [ln for ln in str(error).splitlines() if ln.startswith("SOFT FAIL")]
+            print("\n".join(soft), file=sys.stderr)
             print(str(error)[-2000:], file=sys.stderr)
             return 1
         return 0
     checks = args.check or DEFAULT_CHECKS
+    for check in checks:
+        try:
+            check_env(check)
+        except ValueError as error:
+            parser.error(str(error))
     timing = [s for s in sources if is_timing_page(s)]
     others = [s for s in sources if s not in timing]
     failed = 0
     for check in checks:
-        settings = " ".join(f"{k}={v}" for k, v in CHECKS[check].items())
+        settings = " ".join(f"{k}={v}" for k, v in check_env(check).items())
         print(f"== {check} ({settings or 'as stored'})")
         start = time.perf_counter()
 
@@ -117,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'pass' if passed else 'FAIL'} {seconds:6.1f} s  {name}  {error}", flush=True)
 
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            futures = {s: pool.submit(run_page, s, check, args.save) for s in others}
+            futures = {s: pool.submit(run_page, s, check, args.save, args.soft) for s in others}
             for source, future in futures.items():
                 result = future.result()
                 report(source, result)
                 failed += not result[0]
         for source in timing:
-            result = run_page(source, check, args.save)
+            result = run_page(source, check, args.save, args.soft)
             report(source, result)
             failed += not result[0]
         print(f"   {check}: {len(sources)} pages in {time.perf_counter() - start:.0f} s wall")
