@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from attention_book import bench
 from attention_book.attention import causal_mask
 from attention_book.bench import (
     IMPLEMENTATIONS,
@@ -265,3 +266,22 @@ def test_save_and_load_sweep_round_trip(tmp_path):
     path = save_sweep(rows, tmp_path / "sweep.json", machine="x86_64", threads=2)
     assert load_sweep(path) == rows
     assert json.loads(path.read_text())["machine"] == "x86_64"
+
+
+def test_num_threads_limits_the_block_and_restores_the_count():
+    before = torch.get_num_threads()
+    with bench.num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), bench.num_threads(1):
+        raise RuntimeError("the count comes back even after an error")
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2"])
+def test_num_threads_rejects_a_bad_count(threads):
+    with (
+        pytest.raises(ValueError, match="threads must be a positive int"),
+        bench.num_threads(threads),
+    ):
+        pass

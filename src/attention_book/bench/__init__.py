@@ -33,7 +33,7 @@ from .sweeps import (
     save_sweep,
     sweep,
 )
-from .timing import Timing, compare, peak_memory, power_law_exponent, time_fn
+from .timing import Timing, compare, num_threads, peak_memory, power_law_exponent, time_fn
 
 #: The attention implementations that :func:`sweep` measures by default, by name; each
 #: takes ``(q, k, v)`` and returns the output. ``naive`` is the formula as written; ``sdpa`` is
@@ -65,6 +65,7 @@ __all__ = [
     "crossover",
     "format_sweep",
     "load_sweep",
+    "num_threads",
     "peak_memory",
     "plot_sweep",
     "power_law_exponent",

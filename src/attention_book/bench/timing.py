@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from .. import _validate
 
-__all__ = ["Timing", "compare", "peak_memory", "power_law_exponent", "time_fn"]
+__all__ = ["Timing", "compare", "num_threads", "peak_memory", "power_law_exponent", "time_fn"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,29 @@ def compare(
             _synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: Timing(name, tuple(t)) for name, t in times.items()}
+
+
+@contextlib.contextmanager
+def num_threads(threads: int) -> Iterator[None]:
+    """Run the block with PyTorch limited to ``threads`` CPU threads, then restore the count.
+
+    Timings on one thread are far steadier on a busy machine: an operation split over two
+    threads waits for the slower one, and another program on the second core makes it wait
+    long.
+
+    Args:
+        threads: the number of intra-op threads, > 0.
+
+    Introduced in :ref:`sec-promises`.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def time_fn(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> Timing:
