@@ -4,6 +4,9 @@
     python scripts/build_notebooks.py book/01_intuition/01_soft_lookup.md
     python scripts/build_notebooks.py --labs          # student labs, in notebooks/labs/
 
+Pages that train on one thread are built two at a time (``--jobs``), each in its own process;
+pages that time code (``attention_book: {timing: true}``) are built alone, after them.
+
 Each page is converted with jupytext, executed top to bottom in a fresh kernel (in its
 notebook folder, as Colab would run it), and written with its outputs. The output is made
 reproducible: cells are numbered, widget model ids are derived from the page's name, and no
@@ -15,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -110,23 +115,58 @@ def build(source: Path, lab: bool = False) -> float:
     return seconds
 
 
+def is_timing_page(source: Path) -> bool:
+    """True when the page's front matter says it times code: it then runs alone."""
+    return bool(read_page(source).metadata.get("attention_book", {}).get("timing"))
+
+
+def build_in_subprocess(source: Path, lab: bool) -> float:
+    """Build one page in a fresh Python process (so that several can run at once)."""
+    cmd = [sys.executable, __file__, "--jobs", "1", str(source)] + (["--labs"] if lab else [])
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0 and "over budget" not in done.stderr:
+        raise RuntimeError(f"{source} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="*", type=Path, help="pages to build (default: all)")
     parser.add_argument("--labs", action="store_true", help="build the student labs instead")
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="pages built at once; pages that time code run alone"
+    )
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in args.sources] or chapter_sources()
     for source in sources:
         if not source.is_relative_to(BOOK) or not is_chapter_page(source):
             parser.error(f"{source} is not a chapter page under {BOOK}")
     timings, budgets = {}, {}
-    for source in sources:
+
+    def done(source: Path, seconds: float) -> None:
         name = str(source.relative_to(ROOT))
-        print(f"executing {name} ...", flush=True)
-        timings[name] = build(source, lab=args.labs)
+        timings[name] = seconds
         target = output_path(source, args.labs).relative_to(ROOT)
         budgets[name] = page_budget(ROOT / target)
-        print(f"  {timings[name]:.1f} s -> {target}", flush=True)
+        print(f"{seconds:6.1f} s  {name} -> {target}", flush=True)
+
+    if args.jobs <= 1 or len(sources) == 1:
+        for source in sources:
+            print(f"executing {source.relative_to(ROOT)} ...", flush=True)
+            done(source, build(source, lab=args.labs))
+    else:
+        timing = [s for s in sources if is_timing_page(s)]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {
+                s: pool.submit(build_in_subprocess, s, args.labs)
+                for s in sources
+                if s not in timing
+            }
+            for source, future in futures.items():
+                done(source, future.result())
+        for source in timing:  # alone, after the others: nothing else disturbs their clocks
+            done(source, build_in_subprocess(source, args.labs))
     over = {k: f"{v:.0f} s of {budgets[k]:.0f} s" for k, v in timings.items() if v > budgets[k]}
     print(f"{len(timings)} page(s) in {sum(timings.values()):.0f} s")
     if over:

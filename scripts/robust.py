@@ -36,7 +36,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from build_notebooks import NOTEBOOKS, ROOT, chapter_sources, read_page
+from build_notebooks import NOTEBOOKS, ROOT, chapter_sources, is_timing_page, read_page
 
 CHECKS = {
     "book": {},
@@ -54,11 +54,6 @@ def check_env(check: str) -> dict[str, str]:
     if check.startswith("seed=") and check[5:].isdigit():
         return {"ATTENTION_BOOK_SEED": check[5:]}
     raise ValueError(f"unknown check {check!r}: one of {sorted(CHECKS)} or seed=K")
-
-
-def is_timing_page(source: Path) -> bool:
-    """True when the page's front matter says it times code: it must run alone."""
-    return bool(read_page(source).metadata.get("attention_book", {}).get("timing"))
 
 
 class _SoftAsserts(ast.NodeTransformer):

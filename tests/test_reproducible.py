@@ -95,7 +95,7 @@ def test_pages_that_time_code_say_so(source):
     """`timing: true` keeps a page that times code away from the others under nbval."""
     timing = any(re.search(r"\b(timeit|time_fn|bench\.compare|bench\.sweep)\b", c.source)
                  for c in code_cells(source))  # fmt: skip
-    says = bool(build_notebooks.read_page(source).metadata.get("attention_book", {}).get("timing"))
+    says = build_notebooks.is_timing_page(source)
     assert says or not timing, "add `attention_book: {timing: true}` to its front matter"
 
 
@@ -107,7 +107,7 @@ def test_ignored_cells_that_glue_a_number_assert_it(source):
     word says "faster" or "slower"), or assert a direction where the page needs one; those are
     reviewed by hand.
     """
-    if build_notebooks.read_page(source).metadata.get("attention_book", {}).get("timing"):
+    if build_notebooks.is_timing_page(source):
         return
     unchecked = [
         first_line(c)

@@ -1923,8 +1923,8 @@ def check_additive_score(fn: Callable[..., Any]) -> bool:
     The score of query ``i`` and key ``j`` is ``w^T tanh(W_q q_i + W_k k_j)``.
 
     Args:
-        fn: takes queries ``(..., N, d_q)``, keys ``(..., M, d_k)``, ``W_q`` ``(h, d_q)``,
-            ``W_k`` ``(h, d_k)`` and ``w`` ``(h,)``; returns the scores ``(..., N, M)``.
+        fn: takes queries ``(..., N, d_q)``, keys ``(..., M, d_k)``, ``W_q`` ``(d_a, d_q)``,
+            ``W_k`` ``(d_a, d_k)`` and ``w`` ``(d_a,)``; returns the scores ``(..., N, M)``.
 
     Returns:
         ``True`` when every check passes; the feedback is printed.

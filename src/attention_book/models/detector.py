@@ -5,7 +5,8 @@ becomes a memory token. A fixed number of learned **object queries** go through 
 Transformer decoder (:class:`attention_book.models.transformer.Decoder`), reading the
 memory by cross-attention, and each query predicts one box and one class, possibly "no
 object". Training matches predictions to the true objects one-to-one with the Hungarian
-algorithm (Kuhn, 1955; ``scipy.optimize.linear_sum_assignment``), so the loss is a loss on
+algorithm (Kuhn, 1955; ``scipy.optimize.linear_sum_assignment`` solves the same problem with a
+Jonker-Volgenant-style shortest augmenting path), so the loss is a loss on
 *sets*: no anchors, no non-maximum suppression.
 
 Boxes are ``(x0, y0, x1, y1)`` in units of the image side (``[0, 1]``), except where a
@@ -295,7 +296,7 @@ def match_cost(
 
 
 def hungarian_match(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pair rows with columns one-to-one at the lowest total cost (Kuhn's Hungarian method).
+    """Pair rows with columns one-to-one at the lowest total cost (the assignment problem).
 
     Args:
         cost: ``(Q, M)`` with ``Q >= M``: every column (true object) gets one row (query).
