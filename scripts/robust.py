@@ -122,7 +122,9 @@ def run_page(
         text = re.sub(r"\x1b\[[0-9;]*m", "", done.stderr + done.stdout)
         lines = [ln for ln in text.splitlines() if ln.strip()]
         error = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1] if lines else "")
-        soft_failures = [ln[len("SOFT FAIL ") :] for ln in lines if ln.startswith("SOFT FAIL")]
+        soft_failures = list(  # one line each, in order, wherever the traceback put them
+            dict.fromkeys(ln.split("SOFT FAIL ", 1)[1] for ln in lines if "SOFT FAIL " in ln)
+        )
         if soft_failures:
             return False, seconds, "\n      ".join(["", *soft_failures])
     return done.returncode == 0, seconds, error.strip()[:200]
