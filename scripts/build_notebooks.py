@@ -115,6 +115,38 @@ def build(source: Path, lab: bool = False) -> float:
     return seconds
 
 
+def sync_text(source: Path, lab: bool = False) -> bool:
+    """Copy the Markdown cells of a page into its stored notebook, without executing it.
+
+    For prose fixes: outputs depend only on the code, so they stay valid. Refuses (raises
+    ``ValueError``) when a code cell or its tags changed: that needs a real execution.
+    Returns whether the notebook changed.
+    """
+    target = output_path(source, lab)
+    stored = nbformat.read(target, as_version=4)
+    fresh = read_page(source, lab)
+    shape = [
+        (c.cell_type, c.source if c.cell_type == "code" else "", sorted(c.metadata.get("tags", [])))
+        for c in fresh.cells
+    ]
+    if shape != [
+        (c.cell_type, c.source if c.cell_type == "code" else "", sorted(c.metadata.get("tags", [])))
+        for c in stored.cells
+    ]:
+        raise ValueError(f"{source}: code cells changed; run `make notebooks` for it")
+    changed = False
+    for old, new in zip(stored.cells, fresh.cells, strict=True):
+        if old.cell_type == "markdown" and old.source != new.source:
+            old.source, changed = new.source, True
+    stored.metadata = {
+        **stored.metadata,
+        **{k: v for k, v in fresh.metadata.items() if k != "widgets"},
+    }
+    if changed:
+        nbformat.write(stored, target)
+    return changed
+
+
 def is_timing_page(source: Path) -> bool:
     """True when the page's front matter says it times code: it then runs alone."""
     return bool(read_page(source).metadata.get("attention_book", {}).get("timing"))
@@ -137,11 +169,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=int, default=2, help="pages built at once; pages that time code run alone"
     )
+    parser.add_argument(
+        "--text-only",
+        action="store_true",
+        help="copy changed prose into the stored notebooks without executing (code unchanged)",
+    )
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in args.sources] or chapter_sources()
     for source in sources:
         if not source.is_relative_to(BOOK) or not is_chapter_page(source):
             parser.error(f"{source} is not a chapter page under {BOOK}")
+    if args.text_only:
+        for source in sources:
+            if sync_text(source, lab=args.labs):
+                print(f"prose updated: {output_path(source, args.labs).relative_to(ROOT)}")
+        return 0
     timings, budgets = {}, {}
 
     def done(source: Path, seconds: float) -> None:
