@@ -116,32 +116,32 @@ def build(source: Path, lab: bool = False) -> float:
 
 
 def sync_text(source: Path, lab: bool = False) -> bool:
-    """Copy the Markdown cells of a page into its stored notebook, without executing it.
+    """Copy the prose and the cell tags of a page into its stored notebook, without executing.
 
-    For prose fixes: outputs depend only on the code, so they stay valid. Refuses (raises
-    ``ValueError``) when a code cell or its tags changed: that needs a real execution.
+    For prose fixes and nbval tags: outputs depend only on the code, so they stay valid.
+    Refuses (raises ``ValueError``) when a code cell changed: that needs a real execution.
     Returns whether the notebook changed.
     """
     target = output_path(source, lab)
     stored = nbformat.read(target, as_version=4)
     fresh = read_page(source, lab)
-    shape = [
-        (c.cell_type, c.source if c.cell_type == "code" else "", sorted(c.metadata.get("tags", [])))
-        for c in fresh.cells
-    ]
-    if shape != [
-        (c.cell_type, c.source if c.cell_type == "code" else "", sorted(c.metadata.get("tags", [])))
-        for c in stored.cells
-    ]:
+
+    def code(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+        return [(c.cell_type, c.source if c.cell_type == "code" else "") for c in nb.cells]
+
+    if code(fresh) != code(stored):
         raise ValueError(f"{source}: code cells changed; run `make notebooks` for it")
     changed = False
     for old, new in zip(stored.cells, fresh.cells, strict=True):
+        tags = new.metadata.get("tags")
+        if old.metadata.get("tags") != tags:
+            if tags is None:
+                old.metadata.pop("tags", None)
+            else:
+                old.metadata["tags"] = tags
+            changed = True
         if old.cell_type == "markdown" and old.source != new.source:
             old.source, changed = new.source, True
-    stored.metadata = {
-        **stored.metadata,
-        **{k: v for k, v in fresh.metadata.items() if k != "widgets"},
-    }
     if changed:
         nbformat.write(stored, target)
     return changed
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--text-only",
         action="store_true",
-        help="copy changed prose into the stored notebooks without executing (code unchanged)",
+        help="copy changed prose and tags into the stored notebooks, without executing",
     )
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in args.sources] or chapter_sources()
@@ -180,10 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         if not source.is_relative_to(BOOK) or not is_chapter_page(source):
             parser.error(f"{source} is not a chapter page under {BOOK}")
     if args.text_only:
+        stale = []
         for source in sources:
-            if sync_text(source, lab=args.labs):
-                print(f"prose updated: {output_path(source, args.labs).relative_to(ROOT)}")
-        return 0
+            try:
+                if sync_text(source, lab=args.labs):
+                    print(f"prose updated: {output_path(source, args.labs).relative_to(ROOT)}")
+            except ValueError as error:
+                stale.append(str(error))
+        print("\n".join(stale), file=sys.stderr)
+        return 1 if stale else 0
     timings, budgets = {}, {}
 
     def done(source: Path, seconds: float) -> None:
