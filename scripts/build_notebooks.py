@@ -116,9 +116,10 @@ def build(source: Path, lab: bool = False) -> float:
 
 
 def sync_text(source: Path, lab: bool = False) -> bool:
-    """Copy the prose and the cell tags of a page into its stored notebook, without executing.
+    """Copy the prose and the cell options of a page into its stored notebook, without executing.
 
-    For prose fixes and nbval tags: outputs depend only on the code, so they stay valid.
+    For prose, captions, alt text and nbval tags: outputs depend only on the code, so they stay
+    valid.
     Refuses (raises ``ValueError``) when a code cell changed: that needs a real execution.
     Returns whether the notebook changed.
     """
@@ -133,13 +134,9 @@ def sync_text(source: Path, lab: bool = False) -> bool:
         raise ValueError(f"{source}: code cells changed; run `make notebooks` for it")
     changed = False
     for old, new in zip(stored.cells, fresh.cells, strict=True):
-        tags = new.metadata.get("tags")
-        if old.metadata.get("tags") != tags:
-            if tags is None:
-                old.metadata.pop("tags", None)
-            else:
-                old.metadata["tags"] = tags
-            changed = True
+        kept = {k: v for k, v in old.metadata.items() if k == "execution"}
+        if {k: v for k, v in old.metadata.items() if k != "execution"} != new.metadata:
+            old.metadata, changed = nbformat.from_dict({**new.metadata, **kept}), True
         if old.cell_type == "markdown" and old.source != new.source:
             old.source, changed = new.source, True
     if changed:

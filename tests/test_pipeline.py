@@ -34,8 +34,12 @@ def toc_files() -> list[str]:
     return files
 
 
-def cells_of(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str]]]:
-    return [(c.cell_type, c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells]
+def cells_of(nb: nbformat.NotebookNode) -> list[tuple[str, str, list[str], object]]:
+    """Each cell's type, source, tags and MyST-NB options (captions, alt text)."""
+    return [
+        (c.cell_type, c.source, sorted(c.metadata.get("tags", [])), c.metadata.get("mystnb"))
+        for c in nb.cells
+    ]
 
 
 def test_there_is_at_least_one_chapter_page():
