@@ -1,0 +1,86 @@
+"""Self-checking exercises: call ``check_*`` on your function and read the feedback.
+
+A checker runs your code on small inputs chosen to expose one property at a time and stops
+at the first that fails, printing the property's name, the input that showed it, what was
+expected and what came back. It never prints a solution and never raises because your code
+raised: a crash is feedback too. It returns ``True`` when every property holds, so a grader
+can count passes.
+
+One module per chapter (two or three where a chapter has many exercises), in the book's
+order, each reference solution next to its checker: ``ch1_intuition``, ``ch2_math``,
+``ch3_rnn``, ``ch4_block``, ``ch4_language``, ``ch4_pretrained``, ``ch5_vit``, ``ch5_cnn``,
+``ch6_exact``, ``ch6_sparse_kernel`` and ``ch6_inference_ring``. They share ``_harness``
+(running properties, calling your code, printing feedback). Import everything from here:
+``from attention_book import checks``.
+"""
+
+from __future__ import annotations
+
+from .ch1_intuition import check_soft_lookup
+from .ch2_math import (
+    check_causal_mask,
+    check_multihead_attention,
+    check_scaled_dot_product_attention,
+    check_softmax,
+)
+from .ch3_rnn import check_additive_score, check_attention_decoder_step, check_max_path_length
+from .ch4_block import check_layer_norm, check_rope, check_sinusoidal_positions
+from .ch4_language import (
+    check_attention_pooling,
+    check_prefix_matching_score,
+    check_temperature_sampling,
+)
+from .ch4_pretrained import check_attention_rollout, check_bert_embeddings, check_mean_pool
+from .ch5_cnn import check_box_iou, check_doubly_stochastic_penalty, check_squeeze_excitation
+from .ch5_vit import check_mean_attention_distance, check_patchify
+from .ch6_exact import (
+    check_attention_flops,
+    check_max_tokens,
+    check_merge_partial_attention,
+    check_online_softmax,
+)
+from .ch6_inference_ring import (
+    check_causal_ring_skips,
+    check_grouped_query_attention,
+    check_repeat_kv,
+    check_ring_step,
+)
+from .ch6_sparse_kernel import check_causal_linear_attention, check_dilated_window_mask
+
+__all__ = [
+    "check_additive_score",
+    "check_attention_decoder_step",
+    "check_attention_flops",
+    "check_attention_pooling",
+    "check_attention_rollout",
+    "check_bert_embeddings",
+    "check_box_iou",
+    "check_causal_linear_attention",
+    "check_causal_mask",
+    "check_causal_ring_skips",
+    "check_dilated_window_mask",
+    "check_doubly_stochastic_penalty",
+    "check_grouped_query_attention",
+    "check_layer_norm",
+    "check_max_path_length",
+    "check_max_tokens",
+    "check_mean_attention_distance",
+    "check_mean_pool",
+    "check_merge_partial_attention",
+    "check_multihead_attention",
+    "check_online_softmax",
+    "check_patchify",
+    "check_prefix_matching_score",
+    "check_repeat_kv",
+    "check_ring_step",
+    "check_rope",
+    "check_scaled_dot_product_attention",
+    "check_sinusoidal_positions",
+    "check_soft_lookup",
+    "check_softmax",
+    "check_squeeze_excitation",
+    "check_temperature_sampling",
+]
+
+for _name in __all__:  # document and pickle them as attention_book.checks.<name>
+    globals()[_name].__module__ = __name__
