@@ -18,7 +18,8 @@ from torch import nn
 
 from .. import _validate
 from ..attention import softmax
-from .transformer import Encoder, Positions, TokenEmbedding
+from .transformer import Encoder, TokenEmbedding
+from .transformer._common import Positions
 
 __all__ = ["AttentionPoolingClassifier"]
 

@@ -19,7 +19,8 @@ from torch import nn
 from .. import _validate
 from ..attention import MultiHeadAttention, causal_mask
 from ..positions import rotary_embedding
-from .transformer import TokenEmbedding, stack_weights
+from .transformer import TokenEmbedding
+from .transformer.stacks import stack_weights
 
 __all__ = [
     "AttentionOnlyBlock",
