@@ -89,7 +89,7 @@ def make_generator(seed: int) -> torch.Generator:
     Returns:
         A ``torch.Generator`` seeded with :func:`effective_seed` of ``seed``.
 
-    Introduced in :ref:`sec-soft-lookup`.
+    Introduced in :ref:`sec-seq2seq`.
     """
     return torch.Generator().manual_seed(effective_seed(seed))
 

@@ -219,7 +219,7 @@ def sequence_vocab(num_symbols: int) -> Vocab:
     Returns:
         A :class:`Vocab` of ``num_symbols + 3`` ids.
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-seq2seq`.
     """
     num_symbols = _count("num_symbols", num_symbols)
     if num_symbols > 52:
@@ -251,7 +251,7 @@ def sequence_pairs(
     Returns:
         ``n`` pairs ``(source, target)`` of strings, e.g. ``("abcd", "dcba")``.
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-seq2seq`.
     """
     n, min_len, max_len = _count("n", n), _count("min_len", min_len), _count("max_len", max_len)
     if min_len > max_len:
@@ -297,7 +297,7 @@ def encode_pairs(
         ``tgt_in`` ``(B, T)`` = BOS + target; ``tgt_out`` ``(B, T)`` = target + EOS, what
         the model must predict at each step.
 
-    Introduced in :ref:`sec-bahdanau-luong`.
+    Introduced in :ref:`sec-seq2seq`.
     """
     if len(pairs) == 0:
         raise ValueError("pairs must hold at least one (source, target) pair, got none")

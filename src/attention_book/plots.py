@@ -415,7 +415,7 @@ def image_overlay(
     Returns:
         The axes drawn on.
 
-    Introduced in :ref:`sec-channel-spatial`.
+    Introduced in :ref:`sec-vit-attention`.
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()

@@ -105,7 +105,7 @@ def compare(
     Returns:
         A :class:`Timing` per name, in the order of ``fns``.
 
-    Introduced in :ref:`sec-parallelism`.
+    Introduced in :ref:`sec-promises`, explained in :ref:`sec-parallelism`.
     """
     if not isinstance(fns, Mapping) or not fns:
         raise ValueError(f"fns must be a non-empty mapping of name -> function, got {fns!r}")
@@ -229,7 +229,7 @@ def power_law_exponent(sizes: Sequence[float], values: Sequence[float]) -> float
     Returns:
         The exponent ``p``: about 1 for linear growth, about 2 for quadratic.
 
-    Introduced in :ref:`sec-parallelism`.
+    Introduced in :ref:`sec-promises`, explained in :ref:`sec-parallelism`.
     """
     if len(sizes) != len(values) or len(sizes) < 2:
         raise ValueError(

@@ -54,7 +54,7 @@ def flash_attention(
     Returns:
         The output ``(..., N, d_v)``, equal to softmax attention up to rounding.
 
-    Introduced in :ref:`sec-flash-attention`.
+    Introduced in :ref:`sec-quadratic-wall`, explained in :ref:`sec-flash-attention`.
     """
     q, k, v = _check_qkv(q, k, v)
     n, m, d, d_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]

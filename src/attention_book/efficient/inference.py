@@ -16,7 +16,7 @@ class KVCache:
     writes the new positions after the old ones and returns views of everything so far, so
     a decoding step computes keys and values for its new token only.
 
-    Introduced in :ref:`sec-inference`.
+    Introduced in :ref:`sec-quadratic-wall`, explained in :ref:`sec-inference`.
     """
 
     def __init__(self, max_len: int) -> None:

@@ -39,7 +39,7 @@ def linear_attention(
     Returns:
         The output ``(..., N, d_v)``.
 
-    Introduced in :ref:`sec-kernel-attention`.
+    Introduced in :ref:`sec-quadratic-wall`, explained in :ref:`sec-kernel-attention`.
     """
     q, k, v = _check_qkv(q, k, v)
     causal = _check_causal(causal, q.shape[-2], k.shape[-2])

@@ -56,7 +56,7 @@ def sliding_window_attention(
         The output ``(..., N, d_v)``, equal to dense attention masked with
         :func:`sparse_attention_mask`.
 
-    Introduced in :ref:`sec-sparse-attention`.
+    Introduced in :ref:`sec-quadratic-wall`, explained in :ref:`sec-sparse-attention`.
     """
     q, k, v = _check_qkv(q, k, v)
     n, m, d, d_v = q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]

@@ -212,7 +212,7 @@ def run_ring_attention(
         A :class:`RingResult` with the output ``(..., N, d_v)`` and, per rank, the bytes sent,
         the blocks computed and the times.
 
-    Introduced in :ref:`sec-ring-attention`.
+    Introduced in :ref:`sec-quadratic-wall`, explained in :ref:`sec-ring-attention`.
     """
     q, k, v = _check_qkv(q, k, v)
     world = _validate.positive_int("world_size", world_size)

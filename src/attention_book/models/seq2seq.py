@@ -238,7 +238,7 @@ def exact_match(
         ``(B,)`` boolean, True where the decoded sequence (up to and including its EOS)
         equals the target.
 
-    Introduced in :ref:`sec-bahdanau-luong`.
+    Introduced in :ref:`sec-seq2seq`.
     """
     batch_size = _validate.positive_int("batch_size", batch_size)
     if src.ndim != 2 or tgt_out.ndim != 2 or len(src) != len(tgt_out):
@@ -275,7 +275,7 @@ def accuracy_by_length(
     Returns:
         The fraction correct in each bucket.
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-seq2seq`.
     """
     if correct.shape != lengths.shape or correct.ndim != 1:
         raise ValueError(

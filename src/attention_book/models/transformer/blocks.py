@@ -82,7 +82,7 @@ class EncoderLayer(nn.Module):
     After a forward pass, ``attention_weights`` holds the self-attention weights
     ``(B, H, N, N)`` (detached).
 
-    Introduced in :ref:`sec-transformer-block`.
+    Introduced in :ref:`sec-positions`, explained in :ref:`sec-transformer-block`.
     """
 
     def __init__(

@@ -21,7 +21,7 @@ __all__ = ["TransformerLM"]
 class TransformerLM(nn.Module):
     """A decoder-only language model: causal self-attention blocks and a next-token head.
 
-    Introduced in :ref:`sec-bottleneck`.
+    Introduced in :ref:`sec-language-model`.
     """
 
     def __init__(

@@ -69,7 +69,7 @@ class _LayerStack(nn.Module):
 class Encoder(_LayerStack):
     """A stack of encoder layers (with a final LayerNorm when pre-LN).
 
-    Introduced in :ref:`sec-transformer-block`.
+    Introduced in :ref:`sec-positions`, explained in :ref:`sec-transformer-block`.
     """
 
     layer_type = EncoderLayer

@@ -134,7 +134,7 @@ def train_classifier(
     Returns:
         The training :class:`~attention_book.train.History`.
 
-    Introduced in :ref:`sec-vit`.
+    Introduced in :ref:`sec-images-as-sequences`, explained in :ref:`sec-vit`.
     """
     if (
         isinstance(label_smoothing, bool)
@@ -199,7 +199,7 @@ def train_digits_vit(
     Returns:
         ``(model, history)``, the model trained and in eval mode.
 
-    Introduced in :ref:`sec-vit`.
+    Introduced in :ref:`sec-images-as-sequences`, explained in :ref:`sec-vit`.
     """
     split = load_digits_split() if split is None else split
     arch = dict(DIGITS_VIT)
