@@ -16,6 +16,7 @@ execution timestamps are stored, so running twice gives the same file.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import subprocess
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+from format_book import docstring_node
+from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 
 import labs
@@ -38,6 +41,7 @@ LABS = NOTEBOOKS / "labs"
 BUDGET_S = 60.0  # every page must execute within this on 2 cores...
 LONG_BUDGET_S = 120.0  # ...unless its front matter says `attention_book: {budget_s: 120}`
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+IPYTHON = TransformerManager()
 
 
 def page_budget(notebook: Path) -> float:
@@ -115,29 +119,55 @@ def build(source: Path, lab: bool = False) -> float:
     return seconds
 
 
+def program(code: str) -> str:
+    """What a cell computes: its syntax tree without layout, comments or docstrings.
+
+    IPython lines (``%pip``, ``!ls``) are first turned into the calls IPython makes of them.
+    Two cells with the same program give the same outputs, so a change of layout (a string
+    split into adjacent literals, a wrapped comment or docstring) needs no re-execution.
+    """
+    tree = ast.parse(IPYTHON.transform_cell(code))
+    for node in ast.walk(tree):
+        if docstring_node(node) is not None:
+            body = node.body  # type: ignore[attr-defined]
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(tree)
+
+
+def same_program(old: str, new: str) -> bool:
+    """True when two versions of a cell compute the same (their text may differ)."""
+    if old == new:
+        return True
+    try:
+        return program(old) == program(new)
+    except SyntaxError:
+        return False
+
+
 def sync_text(source: Path, lab: bool = False) -> bool:
     """Copy the prose and the cell options of a page into its stored notebook, without executing.
 
     For prose, captions, alt text and nbval tags: outputs depend only on the code, so they stay
-    valid.
-    Refuses (raises ``ValueError``) when a code cell changed: that needs a real execution.
-    Returns whether the notebook changed.
+    valid. So does a code cell whose new text is the same program (``same_program``): only its
+    text is copied. Refuses (raises ``ValueError``) when a code cell computes something else:
+    that needs a real execution. Returns whether the notebook changed.
     """
     target = output_path(source, lab)
     stored = nbformat.read(target, as_version=4)
     fresh = read_page(source, lab)
-
-    def code(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
-        return [(c.cell_type, c.source if c.cell_type == "code" else "") for c in nb.cells]
-
-    if code(fresh) != code(stored):
+    kinds = [c.cell_type for c in stored.cells]
+    if kinds != [c.cell_type for c in fresh.cells] or not all(
+        same_program(old.source, new.source)
+        for old, new in zip(stored.cells, fresh.cells, strict=True)
+        if old.cell_type == "code"
+    ):
         raise ValueError(f"{source}: code cells changed; run `make notebooks` for it")
     changed = False
     for old, new in zip(stored.cells, fresh.cells, strict=True):
         kept = {k: v for k, v in old.metadata.items() if k == "execution"}
         if {k: v for k, v in old.metadata.items() if k != "execution"} != new.metadata:
             old.metadata, changed = nbformat.from_dict({**new.metadata, **kept}), True
-        if old.cell_type == "markdown" and old.source != new.source:
+        if old.source != new.source:
             old.source, changed = new.source, True
     if changed:
         nbformat.write(stored, target)
@@ -169,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--text-only",
         action="store_true",
-        help="copy changed prose and tags into the stored notebooks, without executing",
+        help="copy changed prose, options and code layout into the stored notebooks, unexecuted",
     )
     args = parser.parse_args(argv)
     sources = [p.resolve() for p in args.sources] or chapter_sources()

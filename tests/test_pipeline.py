@@ -15,6 +15,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import format_book  # noqa: E402
+
 import build_notebooks  # noqa: E402
 
 SOURCES = build_notebooks.chapter_sources()
@@ -89,12 +91,10 @@ def test_first_cell_installs_the_package_only_when_missing(notebook):
     setup = next(c for c in first if c.cell_type == "code").source
     repo = CONFIG["repository"]["url"]
     assert re.search(r'if \(?\s*importlib\.util\.find_spec\("attention_book"\) is None', setup)
-    # a page may ask for an extra, e.g. attention-book[pretrained] for the real MiniLM
-    install = (
-        re.escape("%pip install --quiet ")
-        + r'"attention-book(\[\w+\])? @ '
-        + re.escape(f'git+{repo}"')
-    )
+    # a page may ask for an extra, e.g. attention-book[pretrained] for the real MiniLM; the
+    # address sits in a variable that IPython expands, so that the line fits the page
+    assert re.search(re.escape(f'repo = "git+{repo}"'), setup), setup
+    install = re.escape("%pip install --quiet ") + r'"attention-book(\[\w+\])? @ \{repo\}"'
     assert re.search(install, setup), setup
 
 
@@ -160,3 +160,42 @@ def test_build_script_rejects_a_page_outside_book(tmp_path):
     stray.write_text("---\nkernelspec:\n  name: python3\n---\n")
     with pytest.raises(SystemExit):
         build_notebooks.main([str(stray)])
+
+
+def test_long_comments_and_docstrings_are_wrapped_to_the_column():
+    long = "word " * 20
+    code = (
+        f"# {long}\n"
+        "# and the sentence goes on here.\n"
+        f"x = 1  # {long}\n"
+        "def f():\n"
+        f'    """{long.strip()}."""\n'
+        f"    return 1  # noqa: E501 {long}\n"
+        "%pip install something\n"
+    )
+    wrapped = format_book.wrap_long_lines(code)
+    lines = wrapped.splitlines()
+    assert all(len(line) <= 80 for line in lines if "noqa" not in line), wrapped
+    # the comment block is reflowed as one sentence, the trailing comment goes above its line
+    assert "the sentence goes on here." in " ".join(lines[:3])
+    assert lines[lines.index("x = 1") - 1].startswith("# word")
+    # the docstring keeps its text; a pragma and an IPython line stay as they were
+    assert '"""word' in wrapped and 'word."""' in wrapped
+    assert f"    return 1  # noqa: E501 {long}" in lines
+    assert "%pip install something" in lines
+    assert format_book.wrap_long_lines("x = 1  # short\n") == "x = 1  # short\n"
+
+
+def test_a_change_of_layout_keeps_the_program_a_change_of_code_does_not():
+    old = 'def f():\n    """Add one."""\n    return g(1)  # one\n\nprint(f"a {x:.2f} b")\n'
+    laid_out = (
+        'def f():\n    """Add one to\n    the number."""\n    # one\n    return g(\n        1\n'
+        '    )\n\n\nprint(\n    f"a {x:.2f}"\n    " b"\n)\n'
+    )
+    assert build_notebooks.same_program(old, laid_out)
+    assert not build_notebooks.same_program(old, old.replace("g(1)", "g(2)"))
+    assert not build_notebooks.same_program(old, old.replace('" b"', '"b"').replace(" b", "b"))
+    magic = '%pip install --quiet "x @ {repo}"\n'
+    assert build_notebooks.same_program(magic, magic)
+    assert not build_notebooks.same_program(magic, magic.replace("x @", "y @"))
+    assert not build_notebooks.same_program("x = (", "x = 1")

@@ -149,3 +149,38 @@ def test_widgets_render_without_a_kernel(visit):
             .map(s => !!s.parentElement.querySelector('.jupyter-widgets'))"""
     )
     assert rendered and all(rendered), f"rendered views: {rendered}"
+
+
+# The widest line of each box that scrolls sideways; a code cell must have none at 1280 px.
+FIT_SCRIPT = """theme => {
+    document.documentElement.dataset.theme = theme;
+    document.documentElement.dataset.mode = theme;
+    window.dispatchEvent(new Event("resize"));  // reading.js marks wide outputs again
+    const longest = pre =>
+        pre.innerText.split("\\n").reduce((a, b) => (b.length > a.length ? b : a));
+    const wide = pre => pre.scrollWidth > pre.clientWidth + 1;
+    const code = [...document.querySelectorAll("div.cell_input pre")].filter(wide).map(longest);
+    const unmarked = [...document.querySelectorAll("div.cell_output pre")]
+        .filter(wide)
+        .filter(pre => {
+            const box = pre.closest("div.output") || pre.parentElement;
+            const label = getComputedStyle(box, "::after").content;
+            return !box.classList.contains("scrolls-sideways") || !label.includes("scroll");
+        })
+        .map(longest);
+    const page = document.documentElement.scrollWidth - window.innerWidth;
+    return {code, unmarked, page, cells: document.querySelectorAll("div.cell_input pre").length};
+}"""
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_code_and_outputs_fit_the_column(visit, theme):
+    """At 1280 px no code cell scrolls sideways, and an output that does says so."""
+    if not visit.page_name.startswith("notebooks/"):
+        pytest.skip("only chapter pages have code cells")
+    assert visit.page.viewport_size["width"] == 1280
+    found = visit.page.evaluate(FIT_SCRIPT, theme)
+    assert found["cells"] > 0, "no code cells found: has the theme's markup changed?"
+    assert not found["code"], f"code cells that scroll sideways: {found['code']}"
+    assert not found["unmarked"], f"wide outputs without a scroll note: {found['unmarked']}"
+    assert found["page"] <= 0, f"the page itself scrolls sideways by {found['page']} px"
