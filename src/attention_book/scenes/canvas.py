@@ -1,18 +1,8 @@
-"""Seeded synthetic scenes for the vision chapter: coloured shapes on a white canvas.
+"""The canvas: coloured shapes placed apart on a white image, and random scenes of them.
 
 A scene is a ``(3, H, W)`` image in ``[0, 1]`` and the list of objects drawn on it, each a
-shape (circle, square, triangle), a colour name and a bounding box ``(x0, y0, x1, y1)`` in
-pixels (``x1`` and ``y1`` exclusive: the box of a 10-pixel square at the origin is
-``(0, 0, 10, 10)``). Objects never touch. Three data sets are built from scenes:
-
-- **captioning**: two objects of different colours side by side or one above the other,
-  described as ``"red circle left of blue square"`` (the object whose colour comes first in
-  :data:`COLOURS` is named first);
-- **detection**: one to three objects; the targets are their shapes and boxes;
-- **distractors**: one red object among grey ones; the label is the red object's shape.
-
-Every function takes a ``seed`` (an int or a ``torch.Generator``): the same seed gives the
-same scenes.
+shape, a colour name and a bounding box ``(x0, y0, x1, y1)`` in pixels, ``x1`` and ``y1``
+exclusive. The data sets of :mod:`attention_book.scenes` are drawn from these.
 """
 
 from __future__ import annotations
@@ -23,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _validate
-from .data import Vocab
+from .. import _validate
 
 __all__ = [
     "COLOURS",
@@ -33,29 +22,23 @@ __all__ = [
     "SHAPES",
     "Scene",
     "SceneObject",
-    "caption",
-    "caption_scenes",
-    "caption_vocab",
-    "detection_scenes",
-    "detection_targets",
-    "distractor_scenes",
     "random_scenes",
-    "relation",
     "stack_images",
 ]
 
-#: The colours objects may have, by name, as RGB in [0, 1]; the order decides who is named first.
+# The constants are documented (#:) where the reader finds them: attention_book.scenes.
+# The colours objects may have, by name, as RGB in [0, 1]; the order decides who is named first.
 COLOURS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.10, 0.10),
     "green": (0.10, 0.60, 0.20),
     "blue": (0.15, 0.30, 0.90),
     "yellow": (0.90, 0.75, 0.05),
 }
-#: The colour of the distractors, as RGB.
+# The colour of the distractors, as RGB.
 GREY = (0.55, 0.55, 0.55)
-#: The shapes a scene can hold; a label is an index into this tuple.
+# The shapes a scene can hold; a label is an index into this tuple.
 SHAPES = ("circle", "square", "triangle")
-#: How one object can sit relative to another, as the words of a caption.
+# How one object can sit relative to another, as the words of a caption.
 RELATIONS = ("left of", "right of", "above", "below")
 _BACKGROUND = 1.0
 
@@ -255,213 +238,6 @@ def _check_sizes(size: int, min_size: int, max_size: int, gap: int, count: int) 
 def _check_names(name: str, given: list[str], allowed: list[str]) -> None:
     if not given or any(g not in allowed for g in given):
         raise ValueError(f"{name} must be a non-empty subset of {allowed}, got {given}")
-
-
-def relation(a: SceneObject, b: SceneObject) -> str | None:
-    """Say where ``a`` is relative to ``b``: one of :data:`RELATIONS`, or ``None``.
-
-    ``a`` is "left of" ``b`` when its box ends before ``b``'s begins and the two boxes share
-    some rows; "above" likewise with columns. Objects apart on both axes (diagonal) or
-    overlapping on both have no single relation, and give ``None``.
-
-    Args:
-        a: the object being described.
-        b: the object it is described relative to.
-
-    Returns:
-        ``"left of"``, ``"right of"``, ``"above"``, ``"below"`` or ``None``.
-
-    Introduced in :ref:`sec-captioning`.
-    """
-    ax0, ay0, ax1, ay1 = a.box
-    bx0, by0, bx1, by1 = b.box
-    apart_x = ax1 <= bx0 or bx1 <= ax0
-    apart_y = ay1 <= by0 or by1 <= ay0
-    if apart_x == apart_y:
-        return None
-    if apart_x:
-        return "left of" if ax1 <= bx0 else "right of"
-    return "above" if ay1 <= by0 else "below"
-
-
-def caption(scene: Scene) -> str:
-    """Describe a two-object scene, e.g. ``"red circle left of blue square"``.
-
-    The object whose colour comes first in :data:`COLOURS` is named first, so every scene
-    has exactly one caption.
-
-    Args:
-        scene: a scene with two objects of different colours and a clear relation.
-
-    Returns:
-        The caption, such as ``"red circle left of blue square"``.
-
-    Introduced in :ref:`sec-captioning`.
-    """
-    first, second = _caption_order(scene)
-    where = relation(first, second)
-    if where is None:
-        raise ValueError(
-            f"the objects at {first.box} and {second.box} are diagonal to each other (or "
-            "overlap): no single relation describes them"
-        )
-    return f"{first.colour} {first.shape} {where} {second.colour} {second.shape}"
-
-
-def _caption_order(scene: Scene) -> tuple[SceneObject, SceneObject]:
-    if len(scene.objects) != 2:
-        raise ValueError(f"scene must hold two objects, got {len(scene.objects)}")
-    a, b = scene.objects
-    order = list(COLOURS)
-    if a.colour == b.colour or a.colour not in order or b.colour not in order:
-        raise ValueError(f"scene must hold two objects of different colours, got {a} and {b}")
-    return (a, b) if order.index(a.colour) < order.index(b.colour) else (b, a)
-
-
-def caption_scenes(n: int, size: int = 32, seed: Seed = 0) -> list[Scene]:
-    """Draw ``n`` captionable scenes: two objects of different colours, beside or above.
-
-    The objects are 8 to 12 pixels wide, at least 2 pixels apart; the first object of each
-    scene is the one its caption names first.
-
-    Args:
-        n: number of scenes, > 0.
-        size: the canvas side in pixels, >= 26 (two 12-pixel objects and the gap).
-        seed: an int or a ``torch.Generator``.
-
-    Returns:
-        ``n`` scenes; :func:`caption` describes each.
-
-    Introduced in :ref:`sec-captioning`.
-    """
-    n = _validate.positive_int("n", n)
-    size = _validate.positive_int("size", size)
-    if size < 26:
-        raise ValueError(
-            f"size must be >= 26 to hold two 12-pixel objects side by side, got {size}"
-        )
-    rng = _rng(seed)
-    scenes: list[Scene] = []
-    while len(scenes) < n:
-        (candidate,) = random_scenes(1, size, 2, gap=2, seed=int(rng.integers(2**62)))
-        a, b = candidate.objects
-        if a.colour == b.colour:
-            continue
-        first, second = _caption_order(candidate)
-        if relation(first, second) is not None:
-            scenes.append(Scene(candidate.image, (first, second)))
-    return scenes
-
-
-def caption_vocab() -> Vocab:
-    """Build the word vocabulary of the captions: colours, shapes and relation words.
-
-    Returns:
-        A :class:`attention_book.data.Vocab` (PAD, BOS and EOS at ids 0, 1, 2).
-
-    Introduced in :ref:`sec-captioning`.
-    """
-    words = [*COLOURS, *SHAPES]
-    for phrase in RELATIONS:
-        words += [w for w in phrase.split() if w not in words]
-    return Vocab(words)
-
-
-def detection_scenes(
-    n: int, size: int = 32, num_objects: tuple[int, int] = (1, 3), seed: Seed = 0
-) -> list[Scene]:
-    """Draw ``n`` detection scenes: one to three shapes of any colour, 6 to 12 pixels wide.
-
-    Args:
-        n: number of scenes, > 0.
-        size: the canvas side in pixels.
-        num_objects: the inclusive range ``(low, high)`` of objects per scene.
-        seed: an int or a ``torch.Generator``.
-
-    Returns:
-        ``n`` scenes.
-
-    Introduced in :ref:`sec-detection`.
-    """
-    return random_scenes(n, size, num_objects, min_size=6, max_size=12, seed=seed)
-
-
-def detection_targets(
-    scenes: Sequence[Scene], max_objects: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Collect the shapes and boxes of every scene, padded to ``max_objects``.
-
-    Args:
-        scenes: scenes with at most ``max_objects`` objects each, all of one size.
-        max_objects: the padded number of objects, > 0.
-
-    Returns:
-        ``(labels, boxes)``: ``labels`` ``(n, max_objects)`` long, the index of each
-        object's shape in :data:`SHAPES` and -1 for padding; ``boxes``
-        ``(n, max_objects, 4)`` float, ``(x0, y0, x1, y1)`` divided by the canvas size (so
-        in ``[0, 1]``), zeros for padding.
-
-    Introduced in :ref:`sec-detection`.
-    """
-    max_objects = _validate.positive_int("max_objects", max_objects)
-    images = stack_images(scenes)
-    size = images.shape[-1]
-    labels = torch.full((len(scenes), max_objects), -1, dtype=torch.long)
-    boxes = torch.zeros(len(scenes), max_objects, 4)
-    for i, scene in enumerate(scenes):
-        if len(scene.objects) > max_objects:
-            raise ValueError(
-                f"scenes[{i}] holds {len(scene.objects)} objects, more than "
-                f"max_objects={max_objects}"
-            )
-        for j, obj in enumerate(scene.objects):
-            labels[i, j] = SHAPES.index(obj.shape)
-            boxes[i, j] = torch.tensor(obj.box, dtype=torch.float32) / size
-    return labels, boxes
-
-
-def distractor_scenes(
-    n: int, size: int = 32, num_distractors: int = 4, seed: Seed = 0
-) -> tuple[torch.Tensor, torch.Tensor, list[Scene]]:
-    """Draw ``n`` scenes of one red target shape among grey distractors, labelled by its shape.
-
-    The objects are 6 to 9 pixels wide; the target is the first object of each scene.
-
-    Args:
-        n: number of scenes, > 0.
-        size: the canvas side in pixels.
-        num_distractors: grey shapes per scene, >= 0.
-        seed: an int or a ``torch.Generator``.
-
-    Returns:
-        ``(images, labels, scenes)``: ``images`` ``(n, 3, size, size)``, ``labels`` ``(n,)``
-        long, the index of the target's shape in :data:`SHAPES`, and the scenes.
-
-    Introduced in :ref:`sec-channel-spatial`.
-    """
-    if isinstance(num_distractors, bool) or not isinstance(num_distractors, int):
-        raise TypeError(f"num_distractors must be an int, got {type(num_distractors).__name__}")
-    if num_distractors < 0:
-        raise ValueError(f"num_distractors must be >= 0, got {num_distractors}")
-    size = _validate.positive_int("size", size)
-    drawn = random_scenes(
-        n,
-        size,
-        num_distractors + 1,
-        min_size=6,
-        max_size=9,
-        colours=["grey"],
-        seed=int(_rng(seed).integers(2**62)),
-    )
-    colours = ["red"] + ["grey"] * num_distractors
-    scenes = []
-    for scene in drawn:
-        objects = tuple(
-            SceneObject(o.shape, c, o.box) for o, c in zip(scene.objects, colours, strict=True)
-        )
-        scenes.append(Scene(_render(objects, size), objects))
-    labels = torch.tensor([SHAPES.index(s.objects[0].shape) for s in scenes])
-    return stack_images(scenes), labels, scenes
 
 
 def stack_images(scenes: Sequence[Scene]) -> torch.Tensor:
