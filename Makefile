@@ -11,15 +11,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ASSETS := _assets/.complete
 SITE := _build/html
+PDF := _build/latex/paying-attention.pdf
+# Debian's TeX Live for `make pdf` (91 packages, from the Debian mirror) and poppler for its test
+TEX_PACKAGES := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk \
+	fonts-dejavu-core poppler-utils
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env assets notebooks labs book bench test lint unit nbval robust format site-test clean
+.PHONY: help env assets notebooks labs book pdf bench test lint unit nbval robust format site-test \
+	pdf-test clean
 
 help:
 	@echo "make book       build the site into $(SITE) (creates $(VENV) if needed)"
+	@echo "make pdf        build the whole book as one PDF, $(PDF), and check it"
 	@echo "make test       lint, unit tests, nbval on every notebook, site build, browser test"
 	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
 	@echo "make labs       make the student labs (no solutions) in notebooks/labs/"
@@ -61,7 +67,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 unit: $(STAMP)
-	$(PY) -m pytest tests --ignore=tests/site
+	$(PY) -m pytest tests --ignore=tests/site --ignore=tests/pdf
 
 # nbval re-executes every notebook and compares its outputs with the stored ones (see
 # conftest.py): the labs on PyTorch's second CPU code path, the pages that train on one thread
@@ -80,6 +86,22 @@ robust: $(STAMP)
 format: $(STAMP)
 	$(PY) scripts/format_book.py
 
+# The whole book as one PDF: Jupyter Book's LaTeX builder and XeLaTeX, offline. The stored
+# notebooks' outputs are printed as they are on the site; a copy goes beside the site.
+pdf: $(STAMP) $(ASSETS)
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v pdftotext >/dev/null \
+	  && fc-list | grep -q DejaVuSerif || { echo "installing Debian's TeX Live for the PDF"; \
+	  apt-get install -y -qq $(TEX_PACKAGES) >/dev/null || { apt-get update -qq && \
+	  apt-get install -y -qq $(TEX_PACKAGES) >/dev/null; }; }
+	@start=$$(date +%s); \
+	$(VENV)/bin/jupyter-book build . --builder pdflatex -W -n --keep-going; \
+	echo "make pdf: $(PDF) built in $$(( $$(date +%s) - start )) s"
+	$(MAKE) --no-print-directory pdf-test
+	mkdir -p $(SITE) && cp $(PDF) $(SITE)/paying-attention.pdf
+
+pdf-test: $(STAMP)
+	$(PY) -m pytest tests/pdf --pdf $(PDF)
+
 site-test: $(STAMP)
 	@test -x "$(CHROMIUM)" || { echo "installing Debian's chromium for the browser test"; \
 	  apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }
@@ -87,7 +109,7 @@ site-test: $(STAMP)
 
 test: $(STAMP) $(ASSETS)
 	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint unit nbval book site-test; \
+	$(MAKE) --no-print-directory lint unit nbval book pdf site-test; \
 	echo "make test: all checks passed in $$(( $$(date +%s) - start )) s"
 
 clean:

@@ -184,3 +184,16 @@ def test_code_and_outputs_fit_the_column(visit, theme):
     assert not found["code"], f"code cells that scroll sideways: {found['code']}"
     assert not found["unmarked"], f"wide outputs without a scroll note: {found['unmarked']}"
     assert found["page"] <= 0, f"the page itself scrolls sideways by {found['page']} px"
+
+
+def test_the_landing_page_links_the_pdf_and_the_site_serves_it(visit, base_url):
+    if visit.page_name != TOC["root"]:
+        pytest.skip("the landing page links the PDF")
+    links = visit.page.eval_on_selector_all(
+        "article a[href$='paying-attention.pdf']", "els => els.map(e => e.href)"
+    )
+    assert links, "the landing page has no link to the PDF"
+    # make pdf copies the book beside the site, as the publishing workflow does
+    pdf = visit.page.request.get(base_url + "paying-attention.pdf")
+    assert pdf.status == 200, "no paying-attention.pdf beside the site: run `make pdf`"
+    assert pdf.body().startswith(b"%PDF")
