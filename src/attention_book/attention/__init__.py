@@ -13,6 +13,7 @@ everything from here: ``from attention_book.attention import scaled_dot_product_
 
 from __future__ import annotations
 
+from .._facade import adopt
 from .dot_product import dot_product_scores, scaled_dot_product_attention, softmax
 from .learned_scores import AdditiveAttention, BilinearAttention
 from .masks import causal_mask, padding_mask
@@ -29,5 +30,4 @@ __all__ = [
     "softmax",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.attention.<name>
-    globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -23,6 +23,7 @@ implementations); import everything from here: ``from attention_book import benc
 
 from __future__ import annotations
 
+from .._facade import adopt
 from . import sweeps as _sweeps
 from .sweeps import (
     SweepRow,
@@ -74,6 +75,4 @@ __all__ = [
     "time_fn",
 ]
 
-for _name in __all__:  # document and pickle the classes and functions as bench.<name>
-    if callable(globals()[_name]):  # the two tables are documented by the #: comments above
-        globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -16,6 +16,7 @@ order, each reference solution next to its checker: ``ch1_intuition``, ``ch2_mat
 
 from __future__ import annotations
 
+from .._facade import adopt
 from .ch1_intuition import check_soft_lookup
 from .ch2_math import (
     check_causal_mask,
@@ -82,5 +83,4 @@ __all__ = [
     "check_temperature_sampling",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.checks.<name>
-    globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

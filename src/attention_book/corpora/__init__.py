@@ -25,6 +25,7 @@ from here: ``from attention_book import corpora``.
 
 from __future__ import annotations
 
+from .._facade import adopt
 from . import _common
 from .encoding import encode_sentences
 from .repeated import repeated_sequences
@@ -52,6 +53,4 @@ __all__ = [
     "translation_vocabs",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.corpora.<name>
-    if callable(globals()[_name]):
-        globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -12,6 +12,7 @@ patterns), ``kernel`` (linear-time approximations), ``inference`` (generation) a
 
 from __future__ import annotations
 
+from .._facade import adopt
 from .flash import flash_attention, merge_partial_attention
 from .inference import KVCache, kv_cache_bytes, repeat_kv
 from .kernel import (
@@ -40,5 +41,4 @@ __all__ = [
     "sparse_attention_mask",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.efficient.<name>
-    globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -14,6 +14,7 @@ Import everything from here: ``from attention_book import pretrained``.
 
 from __future__ import annotations
 
+from .._facade import adopt
 from . import minilm as _minilm
 from .bert import BertEmbeddings, BertEncoder
 from .minilm import TokenizedText, load_minilm, minilm_attention, minilm_tokenize
@@ -40,6 +41,4 @@ __all__ = [
     "minilm_tokenize",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.pretrained.<name>
-    if callable(globals()[_name]):
-        globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -20,6 +20,7 @@ from here: ``from attention_book import scenes``.
 
 from __future__ import annotations
 
+from .._facade import adopt
 from . import canvas as _canvas
 from .canvas import Scene, SceneObject, random_scenes, stack_images
 from .captions import caption, caption_scenes, caption_vocab, relation
@@ -53,6 +54,4 @@ __all__ = [
     "stack_images",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.scenes.<name>
-    if callable(globals()[_name]):
-        globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -20,6 +20,7 @@ and ``metrics`` (average precision). Import everything from here:
 
 from __future__ import annotations
 
+from ..._facade import adopt
 from .boxes import box_cxcywh_to_xyxy, box_iou, generalized_box_iou
 from .matching import hungarian_match, match_cost, set_loss
 from .metrics import average_precision, detection_ap
@@ -37,5 +38,4 @@ __all__ = [
     "set_loss",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.models.detector.<name>
-    globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

@@ -15,6 +15,7 @@ checks. Import everything from here: ``from attention_book.models import transfo
 
 from __future__ import annotations
 
+from ..._facade import adopt
 from ...positions import sinusoidal_positions
 from .blocks import DecoderLayer, EncoderLayer, FeedForward
 from .embedding import TokenEmbedding
@@ -34,6 +35,4 @@ __all__ = [
     "sinusoidal_positions",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.models.transformer.<name>
-    if _name != "sinusoidal_positions":  # attention_book.positions documents it
-        globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package

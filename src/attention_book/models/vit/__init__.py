@@ -18,6 +18,7 @@ from here: ``from attention_book.models import vit``.
 
 from __future__ import annotations
 
+from ..._facade import adopt
 from . import digits as _digits
 from .digits import (
     DigitsSplit,
@@ -51,6 +52,4 @@ __all__ = [
     "unpatchify",
 ]
 
-for _name in __all__:  # document and pickle them as attention_book.models.vit.<name>
-    if callable(globals()[_name]):
-        globals()[_name].__module__ = __name__
+adopt(globals(), __all__)  # document and pickle them under this package
