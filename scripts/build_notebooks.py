@@ -147,10 +147,11 @@ def same_program(old: str, new: str) -> bool:
 def sync_text(source: Path, lab: bool = False) -> bool:
     """Copy the prose and the cell options of a page into its stored notebook, without executing.
 
-    For prose, captions, alt text and nbval tags: outputs depend only on the code, so they stay
-    valid. So does a code cell whose new text is the same program (``same_program``): only its
-    text is copied. Refuses (raises ``ValueError``) when a code cell computes something else:
-    that needs a real execution. Returns whether the notebook changed.
+    For prose, captions, alt text, nbval tags and the page's own options (``attention_book`` in
+    its front matter): outputs depend only on the code, so they stay valid. So does a code
+    cell whose new text is the same program (``same_program``): only its text is copied.
+    Refuses (raises ``ValueError``) when a code cell computes something else: that needs a
+    real execution. Returns whether the notebook changed.
     """
     target = output_path(source, lab)
     stored = nbformat.read(target, as_version=4)
@@ -163,6 +164,12 @@ def sync_text(source: Path, lab: bool = False) -> bool:
     ):
         raise ValueError(f"{source}: code cells changed; run `make notebooks` for it")
     changed = False
+    book_options = fresh.metadata.get("attention_book")  # budget_s, timing: front matter
+    if stored.metadata.get("attention_book") != book_options:
+        stored.metadata.pop("attention_book", None)
+        if book_options is not None:
+            stored.metadata["attention_book"] = book_options
+        changed = True
     for old, new in zip(stored.cells, fresh.cells, strict=True):
         kept = {k: v for k, v in old.metadata.items() if k == "execution"}
         if {k: v for k, v in old.metadata.items() if k != "execution"} != new.metadata:

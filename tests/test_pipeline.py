@@ -61,6 +61,8 @@ def test_notebook_inputs_match_their_source(source):
     assert cells_of(stored) == cells_of(fresh), (
         f"{source_id(source)} changed since its notebook was built: run `make notebooks`"
     )
+    # the page's options (budget_s, timing) are what nbval's budgets and schedule read
+    assert stored.metadata.get("attention_book") == fresh.metadata.get("attention_book")
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=source_id)
