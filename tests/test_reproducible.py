@@ -193,7 +193,7 @@ def glued_from_training(source: Path) -> list[str]:
     A name is trained when a statement that calls a training function binds it (or passes it
     as the first argument, the model), and so is every name later computed from one. A glued
     value is stored in the notebook as text, so nbval compares it: a trained value there
-    differs between CPUs (6.3's "far-window" accuracy, 12.3 % here and 12.6 % in CI).
+    differs between CPUs (6.5's "far-window" accuracy, 12.3 % here and 12.6 % in CI).
     """
     trained: set[str] = set()
     found = []

@@ -1,4 +1,4 @@
-"""Checkers for chapter 6's serving: grouped keys and values (6.5), ring attention (6.6)."""
+"""Checkers for chapter 6's serving: grouped keys and values (6.7), ring attention (6.8)."""
 
 from __future__ import annotations
 

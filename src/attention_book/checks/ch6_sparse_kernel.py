@@ -1,4 +1,4 @@
-"""Checkers for chapter 6's cheaper patterns: dilated windows (6.3), linear attention (6.4)."""
+"""Checkers for chapter 6's cheaper patterns: dilated windows (6.5), linear attention (6.6)."""
 
 from __future__ import annotations
 
