@@ -6,12 +6,12 @@ expected and what came back. It never prints a solution and never raises because
 raised: a crash is feedback too. It returns ``True`` when every property holds, so a grader
 can count passes.
 
-One module per chapter (two or three where a chapter has many exercises), in the book's
+One module per chapter (two or more where a chapter has many exercises), in the book's
 order, each reference solution next to its checker: ``ch1_intuition``, ``ch2_math``,
 ``ch3_rnn``, ``ch4_block``, ``ch4_language``, ``ch4_pretrained``, ``ch5_vit``, ``ch5_cnn``,
-``ch6_exact``, ``ch6_sparse_kernel`` and ``ch6_inference_ring``. They share ``_harness``
-(running properties, calling your code, printing feedback). Import everything from here:
-``from attention_book import checks``.
+``ch6_exact``, ``ch6_memory``, ``ch6_sparse_kernel`` and ``ch6_inference_ring``. They share
+``_harness`` (running properties, calling your code, printing feedback). Import everything from
+here: ``from attention_book import checks``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from .ch6_inference_ring import (
     check_repeat_kv,
     check_ring_step,
 )
+from .ch6_memory import check_flash_io_count
 from .ch6_sparse_kernel import check_causal_linear_attention, check_dilated_window_mask
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "check_causal_ring_skips",
     "check_dilated_window_mask",
     "check_doubly_stochastic_penalty",
+    "check_flash_io_count",
     "check_grouped_query_attention",
     "check_layer_norm",
     "check_max_path_length",

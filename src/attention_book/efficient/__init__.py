@@ -8,6 +8,9 @@ not storing them is the point). With ``causal=True`` and ``N < M`` the queries a
 Each idea has its own module: ``flash`` (tiles and the online softmax), ``local`` (sparse
 patterns), ``kernel`` (linear-time approximations), ``inference`` (generation) and ``ring``
 (several processes). Import everything from here: ``from attention_book import efficient``.
+
+``memory`` runs attention on a two-level memory (fast and small, slow and large) and counts the
+words it moves; ``io_formulas`` gives those counts in closed form.
 """
 
 from __future__ import annotations
@@ -15,6 +18,12 @@ from __future__ import annotations
 from .._facade import adopt
 from .flash import flash_attention, merge_partial_attention
 from .inference import KVCache, kv_cache_bytes, repeat_kv
+from .io_formulas import (
+    IOCount,
+    flash_attention_io_formula,
+    flash_block_sizes,
+    standard_attention_io_formula,
+)
 from .kernel import (
     linear_attention,
     linformer_attention,
@@ -22,12 +31,18 @@ from .kernel import (
     random_features,
 )
 from .local import sliding_window_attention, sparse_attention_mask
+from .memory import TwoLevelMemory, flash_attention_io, standard_attention_io
 from .ring import RingResult, ring_attention, run_ring_attention
 
 __all__ = [
+    "IOCount",
     "KVCache",
     "RingResult",
+    "TwoLevelMemory",
     "flash_attention",
+    "flash_attention_io",
+    "flash_attention_io_formula",
+    "flash_block_sizes",
     "kv_cache_bytes",
     "linear_attention",
     "linformer_attention",
@@ -39,6 +54,8 @@ __all__ = [
     "run_ring_attention",
     "sliding_window_attention",
     "sparse_attention_mask",
+    "standard_attention_io",
+    "standard_attention_io_formula",
 ]
 
 adopt(globals(), __all__)  # document and pickle them under this package
