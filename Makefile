@@ -20,8 +20,8 @@ export CHROMIUM
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env assets notebooks labs book pdf bench test lint unit nbval robust format site-test \
-	pdf-test clean
+.PHONY: help env assets notebooks labs book pdf bench bench-gpu test lint unit nbval robust format \
+	site-test pdf-test clean
 
 help:
 	@echo "make book       build the site into $(SITE) (creates $(VENV) if needed)"
@@ -30,6 +30,7 @@ help:
 	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
 	@echo "make labs       make the student labs (no solutions) in notebooks/labs/"
 	@echo "make bench      time, memory and error of every attention implementation against N"
+	@echo "make bench-gpu  time the Triton FlashAttention kernels against SDPA (needs a CUDA GPU)"
 	@echo "make robust     run every chapter page under seeds 1 and 2 and another CPU code path"
 	@echo "make format     format the code cells of book/ (80 columns, as notebooks/ruff.toml)"
 
@@ -54,6 +55,9 @@ labs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.efficient
+
+bench-gpu: $(STAMP)
+	$(PY) -m benchmarks.gpu
 
 book: $(STAMP) $(ASSETS)
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going

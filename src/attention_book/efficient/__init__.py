@@ -33,6 +33,7 @@ from .kernel import (
 from .local import sliding_window_attention, sparse_attention_mask
 from .memory import TwoLevelMemory, flash_attention_io, standard_attention_io
 from .ring import RingResult, ring_attention, run_ring_attention
+from .triton_flash import triton_available, triton_flash_attention  # imports no Triton
 
 __all__ = [
     "IOCount",
@@ -56,6 +57,8 @@ __all__ = [
     "sparse_attention_mask",
     "standard_attention_io",
     "standard_attention_io_formula",
+    "triton_available",
+    "triton_flash_attention",
 ]
 
 adopt(globals(), __all__)  # document and pickle them under this package
