@@ -35,6 +35,7 @@ from .ch4_pretrained import check_attention_rollout, check_bert_embeddings, chec
 from .ch5_cnn import check_box_iou, check_doubly_stochastic_penalty, check_squeeze_excitation
 from .ch5_vit import check_mean_attention_distance, check_patchify
 from .ch6_exact import (
+    check_attention_backward,
     check_attention_flops,
     check_max_tokens,
     check_merge_partial_attention,
@@ -51,6 +52,7 @@ from .ch6_sparse_kernel import check_causal_linear_attention, check_dilated_wind
 
 __all__ = [
     "check_additive_score",
+    "check_attention_backward",
     "check_attention_decoder_step",
     "check_attention_flops",
     "check_attention_pooling",

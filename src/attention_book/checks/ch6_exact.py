@@ -1,4 +1,4 @@
-"""Checkers for chapter 6's exact attention: FLOPs, memory (6.1), the online softmax (6.2)."""
+"""Checkers for chapter 6's exact attention: FLOPs, memory (6.1), the online softmax, backward."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ._harness import (
     _array,
     _call,
     _close,
+    _copy,
     _expect,
     _Failure,
     _pair,
@@ -22,6 +23,7 @@ from ._harness import (
 )
 
 __all__ = [
+    "check_attention_backward",
     "check_attention_flops",
     "check_max_tokens",
     "check_merge_partial_attention",
@@ -226,5 +228,82 @@ def check_merge_partial_attention(fn: Callable[..., Any]) -> bool:
             matches(1, 0.0, "1 key + 8 keys: the parts have very different weights"),
             matches(6, 800.0, "scores around 800: exp overflows unless you subtract a max"),
             empty_part,
+        ],
+    )
+
+
+def _reference_attention_backward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad_out: torch.Tensor, scale: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of ``softmax(scale q k^T) v`` by hand, with ``D = rowsum(dO * O)``."""
+    p = torch.softmax(scale * q @ k.transpose(-2, -1), dim=-1)  # (..., N, M)
+    out = p @ v  # (..., N, d_v)
+    dv = p.transpose(-2, -1) @ grad_out  # (..., M, d_v)
+    dp = grad_out @ v.transpose(-2, -1)  # (..., N, M)
+    ds = p * (dp - (grad_out * out).sum(-1, keepdim=True))  # (..., N, M)
+    return scale * ds @ k, scale * ds.transpose(-2, -1) @ q, dv
+
+
+def check_attention_backward(fn: Callable[..., Any]) -> bool:
+    """Check ``fn(q, k, v, grad_out, scale) -> (dq, dk, dv)``: the backward pass of attention.
+
+    The forward is ``O = softmax(S) V`` with ``S = scale Q K^T``; given ``dO`` (``grad_out``)
+    the function returns the gradients of ``sum(dO * O)`` with respect to ``Q``, ``K`` and
+    ``V``, computed with full matrices: ``dV = P^T dO``, ``dP = dO V^T``,
+    ``dS = P * (dP - D)`` with ``D = rowsum(dO * O)``, ``dQ = scale dS K`` and
+    ``dK = scale dS^T Q``. They are compared with PyTorch's autograd.
+
+    Args:
+        fn: takes ``q (..., N, d)``, ``k (..., M, d)``, ``v (..., M, d_v)``,
+            ``grad_out (..., N, d_v)`` and a float ``scale``; returns
+            ``(dq, dk, dv)`` shaped as ``q``, ``k`` and ``v``.
+
+    Returns:
+        ``True`` when every check passes; the feedback is printed.
+
+    Introduced in :ref:`sec-flash-backward`.
+    """
+    _require_callable("fn", fn)
+
+    def autograd(args: dict[str, Any]) -> list[torch.Tensor]:
+        q, k, v = (args[name].clone().requires_grad_(True) for name in ("q", "k", "v"))
+        s = args["scale"] * q @ k.transpose(-2, -1)
+        out = torch.softmax(s, dim=-1) @ v
+        return list(torch.autograd.grad(out, (q, k, v), args["grad_out"]))
+
+    def matches(
+        n: int, m: int, d: int, d_v: int, lead: tuple[int, ...], scale: float | None, prop: str
+    ) -> Callable[[], None]:
+        def check() -> None:
+            seed = 17 + n + 3 * m + 5 * d + 7 * d_v + len(lead)
+            args: dict[str, Any] = {
+                "q": _randn(*lead, n, d, seed=seed),
+                "k": _randn(*lead, m, d, seed=seed + 1),
+                "v": _randn(*lead, m, d_v, seed=seed + 2),
+                "grad_out": _randn(*lead, n, d_v, seed=seed + 3),
+                "scale": 1 / math.sqrt(d) if scale is None else scale,
+            }
+            want = autograd(args)
+            out = _call(fn, {name: _copy(x) for name, x in args.items()}, prop)
+            if not isinstance(out, (tuple, list)) or len(out) != 3:
+                raise _Failure(
+                    f"{prop}\n   it returned {type(out).__name__}, expected (dq, dk, dv)"
+                )
+            for name, got, expected in zip(("dq", "dk", "dv"), out, want, strict=True):
+                got_array = _array(got, name, prop, args)
+                ok = _close(got_array, expected.numpy())
+                _expect(ok, f"{prop} ({name})", args, expected, got_array)
+
+        return check
+
+    return _run(
+        "attention_backward",
+        [
+            matches(3, 1, 2, 2, (), None, "one key: every weight is 1, so dq = dk = 0"),
+            matches(4, 4, 3, 3, (), None, "N = M = 4, d = 3, scale 1 / sqrt(d)"),
+            matches(4, 4, 3, 3, (), 0.5, "use the given scale (0.5 here), not 1 / sqrt(d)"),
+            matches(3, 5, 4, 2, (), None, "N = 3 queries, M = 5 keys, d = 4, d_v = 2"),
+            matches(3, 5, 4, 2, (2, 3), None, "batch and head dims in front: (2, 3, N, d)"),
+            matches(4, 6, 3, 2, (2,), 300.0, "scores in the thousands must not overflow"),
         ],
     )

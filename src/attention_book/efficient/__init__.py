@@ -5,9 +5,10 @@ as in :mod:`attention_book.attention`, and returns the output ``(..., N, d_v)`` 
 not storing them is the point). With ``causal=True`` and ``N < M`` the queries are the last
 ``N`` of ``M`` positions, as in :func:`attention_book.attention.causal_mask`.
 
-Each idea has its own module: ``flash`` (tiles and the online softmax), ``local`` (sparse
-patterns), ``kernel`` (linear-time approximations), ``inference`` (generation) and ``ring``
-(several processes). Import everything from here: ``from attention_book import efficient``.
+Each idea has its own module: ``flash`` (tiles and the online softmax), ``flash_backward``
+(its backward pass), ``local`` (sparse patterns), ``kernel`` (linear-time approximations),
+``inference`` (generation) and ``ring`` (several processes). Import everything from here:
+``from attention_book import efficient``.
 
 ``memory`` runs attention on a two-level memory (fast and small, slow and large) and counts the
 words it moves; ``io_formulas`` gives those counts in closed form.
@@ -16,7 +17,8 @@ words it moves; ``io_formulas`` gives those counts in closed form.
 from __future__ import annotations
 
 from .._facade import adopt
-from .flash import flash_attention, merge_partial_attention
+from .flash import flash_attention, flash_attention_with_lse, merge_partial_attention
+from .flash_backward import flash_attention_backward
 from .inference import KVCache, kv_cache_bytes, repeat_kv
 from .io_formulas import (
     IOCount,
@@ -41,8 +43,10 @@ __all__ = [
     "RingResult",
     "TwoLevelMemory",
     "flash_attention",
+    "flash_attention_backward",
     "flash_attention_io",
     "flash_attention_io_formula",
+    "flash_attention_with_lse",
     "flash_block_sizes",
     "kv_cache_bytes",
     "linear_attention",

@@ -47,6 +47,21 @@ def _check_causal(causal: object, n: int, m: int) -> bool:
     return causal
 
 
+def _block_pair(block_size: object) -> tuple[int, int]:
+    """``block_size`` of the tiled functions as ``(block_q, block_k)``, each > 0."""
+    if isinstance(block_size, tuple) and len(block_size) == 2:
+        return (
+            _validate.positive_int("block_size[0]", block_size[0]),
+            _validate.positive_int("block_size[1]", block_size[1]),
+        )
+    if isinstance(block_size, int) and not isinstance(block_size, bool):
+        size = _validate.positive_int("block_size", block_size)
+        return size, size
+    raise TypeError(
+        f"block_size must be an int or a pair (block_q, block_k) of ints, got {block_size!r}"
+    )
+
+
 def _scale(scale: object, d: int) -> float:
     return 1.0 / math.sqrt(d) if scale is None else _validate.positive("scale", scale)
 
