@@ -176,3 +176,63 @@ def test_bad_inputs_are_rejected():
         lm.generate(torch.zeros(1, 3, dtype=torch.long), 0)
     with pytest.raises(TypeError, match="use_cache must be a bool"):
         lm.generate(torch.zeros(1, 3, dtype=torch.long), 2, use_cache=1)
+
+
+class _RecordingCache(KVCache):
+    """A KVCache subclass, to check that new_caches asks the attention module for its cache."""
+
+
+class _HalfRotaryAttention(GroupedQueryAttention):
+    """Multi-head attention that asks for rotary tables of half the head size."""
+
+    rotary_dim = 4
+
+    def __init__(self, d_model: int, num_heads: int) -> None:
+        super().__init__(d_model, num_heads)
+        self.seen_widths: list[int] = []
+
+    def forward(self, x, rotary, cache=None):
+        self.seen_widths.append(rotary[0].shape[-1])
+        full = rotary_embedding(64, self.d_head)  # the model's tables must be rotary_dim wide
+        assert rotary[0].shape[-1] == self.rotary_dim // 2
+        return super().forward(x, (full[0][: x.shape[1]], full[1][: x.shape[1]]), cache)
+
+    def new_cache(self, max_len: int) -> KVCache:
+        return _RecordingCache(max_len)
+
+
+def test_an_attention_factory_replaces_every_layer_and_its_cache():
+    torch.manual_seed(0)
+    lm = DecoderLM(23, d_model=32, num_heads=4, num_layers=2, max_len=40,
+                   attention=lambda i: _HalfRotaryAttention(32, 4))  # fmt: skip
+    assert lm.rotary_dim == 4 and lm.rotary_cos.shape == (40, 2)
+    assert all(isinstance(block.attn, _HalfRotaryAttention) for block in lm.blocks)
+    assert all(isinstance(c, _RecordingCache) for c in lm.new_caches())
+    ids = torch.randint(0, 23, (2, 5))
+    assert torch.equal(lm.generate(ids, 3), lm.generate(ids, 3, use_cache=False))
+    assert set(lm.blocks[0].attn.seen_widths) == {2}
+
+
+def test_the_factory_gets_each_layer_index():
+    seen = []
+
+    def build(i):
+        seen.append(i)
+        return GroupedQueryAttention(16, 2)
+
+    DecoderLM(11, d_model=16, num_heads=2, num_layers=3, attention=build)
+    assert seen == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("attention", "error", "message"),
+    [
+        (3, TypeError, "attention must be a callable"),
+        (lambda i: "not a module", TypeError, r"attention\(0\) must return an nn.Module"),
+        (lambda i: _HalfRotaryAttention(16, 2) if i else GroupedQueryAttention(16, 2),
+         ValueError, "same rotary_dim"),  # fmt: skip
+    ],
+)
+def test_bad_attention_factories_are_rejected(attention, error, message):
+    with pytest.raises(error, match=message):
+        DecoderLM(11, d_model=16, num_heads=2, num_layers=2, attention=attention)

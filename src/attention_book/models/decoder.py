@@ -12,6 +12,8 @@ the new tokens when given one :class:`attention_book.efficient.KVCache` per laye
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -108,15 +110,31 @@ class GroupedQueryAttention(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
+def _attention_module(attention: Callable[[int], nn.Module], layer: int) -> nn.Module:
+    """Call ``attention(layer)`` and check that it made a module."""
+    module = attention(layer)
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"attention({layer}) must return an nn.Module, got {type(module).__name__}"
+        )
+    return module
+
+
 class _DecoderBlock(nn.Module):
     """Pre-LN block: ``x + attention(LN(x))``, then ``x + feed_forward(LN(x))``."""
 
     def __init__(
-        self, d_model: int, num_heads: int, num_kv_heads: int, d_ff: int, dropout: float
+        self,
+        d_model: int,
+        num_heads: int,
+        num_kv_heads: int,
+        d_ff: int,
+        dropout: float,
+        attn: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.attn_norm = nn.LayerNorm(d_model)
-        self.attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads)
+        self.attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads) if attn is None else attn
         self.ff_norm = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
@@ -153,6 +171,7 @@ class DecoderLM(nn.Module):
         d_ff: int = 256,
         max_len: int = 128,
         dropout: float = 0.0,
+        attention: Callable[[int], nn.Module] | None = None,
     ) -> None:
         """Create the embedding, the blocks, the output layer and the rotary tables.
 
@@ -167,23 +186,54 @@ class DecoderLM(nn.Module):
             d_ff: hidden size of the feed-forward layers, > 0.
             max_len: the longest sequence, prompt and generated tokens together, > 0.
             dropout: dropout probability on each residual branch, in ``[0, 1)``.
+            attention: builds layer ``i``'s attention, ``attention(i)``, in place of
+                :class:`GroupedQueryAttention` (chapter 7 swaps in latent, windowed and sink
+                attention this way). The module is called as ``attn(x, rotary, cache)`` like
+                :meth:`GroupedQueryAttention.forward`; it may set ``rotary_dim`` (the even size
+                of the rotary tables it wants, default the head size ``d_model / num_heads``)
+                and define ``new_cache(max_len)`` returning a
+                :class:`attention_book.efficient.KVCache` (or a subclass) for
+                :meth:`new_caches`.
         """
         super().__init__()
         self.max_len = _validate.positive_int("max_len", max_len)
         num_layers = _validate.positive_int("num_layers", num_layers)
         self.embed = TokenEmbedding(vocab_size, d_model, max_len, "rope", dropout, None)
         kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if attention is not None and not callable(attention):
+            raise TypeError(
+                f"attention must be a callable layer_index -> nn.Module, got "
+                f"{type(attention).__name__}"
+            )
         self.blocks = nn.ModuleList(
-            _DecoderBlock(d_model, num_heads, kv_heads, d_ff, dropout) for _ in range(num_layers)
+            _DecoderBlock(
+                d_model,
+                num_heads,
+                kv_heads,
+                d_ff,
+                dropout,
+                None if attention is None else _attention_module(attention, i),
+            )
+            for i in range(num_layers)
         )
-        attn = self.blocks[0].attn
-        assert isinstance(attn, GroupedQueryAttention)
-        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, kv_heads, attn.d_head
-        if self.head_dim % 2:
-            raise ValueError(f"rotary positions need an even head size, got {self.head_dim}")
+        if d_model % num_heads:
+            raise ValueError(
+                f"d_model must be divisible by num_heads, got d_model={d_model}, "
+                f"num_heads={num_heads}"
+            )
+        self.num_heads, self.num_kv_heads = num_heads, kv_heads
+        self.head_dim = d_model // num_heads
+        rotary_dims = {getattr(block.attn, "rotary_dim", self.head_dim) for block in self.blocks}
+        if len(rotary_dims) != 1:
+            raise ValueError(f"every layer must want the same rotary_dim, got {rotary_dims}")
+        self.rotary_dim = rotary_dims.pop()
+        if not isinstance(self.rotary_dim, int) or self.rotary_dim <= 0 or self.rotary_dim % 2:
+            raise ValueError(
+                f"rotary positions need an even head size (rotary_dim), got {self.rotary_dim}"
+            )
         self.final_norm = nn.LayerNorm(d_model)
         self.out = nn.Linear(d_model, vocab_size)
-        cos, sin = rotary_embedding(max_len, self.head_dim)  # (max_len, d_head / 2) each
+        cos, sin = rotary_embedding(max_len, self.rotary_dim)  # (max_len, rotary_dim / 2) each
         self.register_buffer("rotary_cos", cos, persistent=False)
         self.register_buffer("rotary_sin", sin, persistent=False)
 
@@ -202,7 +252,12 @@ class DecoderLM(nn.Module):
         Returns:
             A list of ``num_layers`` :class:`attention_book.efficient.KVCache`.
         """
-        return [KVCache(self.max_len if max_len is None else max_len) for _ in self.blocks]
+        length = self.max_len if max_len is None else max_len
+        caches = []
+        for block in self.blocks:
+            new_cache = getattr(block.attn, "new_cache", None)
+            caches.append(KVCache(length) if new_cache is None else new_cache(length))
+        return caches
 
     def forward(self, ids: torch.Tensor, caches: list[KVCache] | None = None) -> torch.Tensor:
         """Predict the next token at every new position, each seeing only its past.

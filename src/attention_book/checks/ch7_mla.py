@@ -1,0 +1,5 @@
+"""Checkers for chapter 7: mla (being written)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Chapter 7: paged (being written)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
