@@ -55,6 +55,7 @@ labs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.efficient
+	$(PY) -m benchmarks.caches
 
 bench-gpu: $(STAMP)
 	$(PY) -m benchmarks.gpu
