@@ -9,7 +9,8 @@ can count passes.
 One module per chapter (two or more where a chapter has many exercises), in the book's
 order, each reference solution next to its checker: ``ch1_intuition``, ``ch2_math``,
 ``ch3_rnn``, ``ch4_block``, ``ch4_language``, ``ch4_pretrained``, ``ch5_vit``, ``ch5_cnn``,
-``ch6_exact``, ``ch6_memory``, ``ch6_sparse_kernel`` and ``ch6_inference_ring``. They share
+``ch6_exact``, ``ch6_memory``, ``ch6_sparse_kernel``, ``ch6_inference_ring``, ``ch7_mla``,
+``ch7_paged``, ``ch7_sinks`` and ``ch7_hybrid``. They share
 ``_harness`` (running properties, calling your code, printing feedback). Import everything from
 here: ``from attention_book import checks``.
 """
@@ -49,8 +50,13 @@ from .ch6_inference_ring import (
 )
 from .ch6_memory import check_flash_io_count
 from .ch6_sparse_kernel import check_causal_linear_attention, check_dilated_window_mask
+from .ch7_hybrid import check_hybrid_cache_bytes
+from .ch7_mla import check_absorbed_query
+from .ch7_paged import check_gather_blocks
+from .ch7_sinks import check_sink_cache_keep, check_softmax_with_sink
 
 __all__ = [
+    "check_absorbed_query",
     "check_additive_score",
     "check_attention_backward",
     "check_attention_decoder_step",
@@ -65,7 +71,9 @@ __all__ = [
     "check_dilated_window_mask",
     "check_doubly_stochastic_penalty",
     "check_flash_io_count",
+    "check_gather_blocks",
     "check_grouped_query_attention",
+    "check_hybrid_cache_bytes",
     "check_layer_norm",
     "check_max_path_length",
     "check_max_tokens",
@@ -80,19 +88,13 @@ __all__ = [
     "check_ring_step",
     "check_rope",
     "check_scaled_dot_product_attention",
+    "check_sink_cache_keep",
     "check_sinusoidal_positions",
     "check_soft_lookup",
     "check_softmax",
+    "check_softmax_with_sink",
     "check_squeeze_excitation",
     "check_temperature_sampling",
 ]
-
-# Chapter 7's checkers, filled in while the chapter is written; listed by name once it is done.
-from . import ch7_hybrid, ch7_mla, ch7_paged, ch7_sinks  # noqa: E402
-
-for _module in (ch7_mla, ch7_paged, ch7_sinks, ch7_hybrid):
-    for _name in _module.__all__:
-        globals()[_name] = getattr(_module, _name)
-        __all__.append(_name)
 
 adopt(globals(), __all__)  # document and pickle them under this package
