@@ -203,8 +203,14 @@ class _HalfRotaryAttention(GroupedQueryAttention):
 
 def test_an_attention_factory_replaces_every_layer_and_its_cache():
     torch.manual_seed(0)
-    lm = DecoderLM(23, d_model=32, num_heads=4, num_layers=2, max_len=40,
-                   attention=lambda i: _HalfRotaryAttention(32, 4))  # fmt: skip
+    lm = DecoderLM(
+        23,
+        d_model=32,
+        num_heads=4,
+        num_layers=2,
+        max_len=40,
+        attention=lambda i: _HalfRotaryAttention(32, 4),
+    )
     assert lm.rotary_dim == 4 and lm.rotary_cos.shape == (40, 2)
     assert all(isinstance(block.attn, _HalfRotaryAttention) for block in lm.blocks)
     assert all(isinstance(c, _RecordingCache) for c in lm.new_caches())
@@ -224,13 +230,17 @@ def test_the_factory_gets_each_layer_index():
     assert seen == [0, 1, 2]
 
 
+def _mixed_rotary_dims(layer):
+    """Layer 0 wants the head size, layer 1 half of it."""
+    return _HalfRotaryAttention(16, 2) if layer else GroupedQueryAttention(16, 2)
+
+
 @pytest.mark.parametrize(
     ("attention", "error", "message"),
     [
         (3, TypeError, "attention must be a callable"),
         (lambda i: "not a module", TypeError, r"attention\(0\) must return an nn.Module"),
-        (lambda i: _HalfRotaryAttention(16, 2) if i else GroupedQueryAttention(16, 2),
-         ValueError, "same rotary_dim"),  # fmt: skip
+        (_mixed_rotary_dims, ValueError, "same rotary_dim"),
     ],
 )
 def test_bad_attention_factories_are_rejected(attention, error, message):

@@ -114,9 +114,7 @@ def _attention_module(attention: Callable[[int], nn.Module], layer: int) -> nn.M
     """Call ``attention(layer)`` and check that it made a module."""
     module = attention(layer)
     if not isinstance(module, nn.Module):
-        raise TypeError(
-            f"attention({layer}) must return an nn.Module, got {type(module).__name__}"
-        )
+        raise TypeError(f"attention({layer}) must return an nn.Module, got {type(module).__name__}")
     return module
 
 
@@ -134,7 +132,9 @@ class _DecoderBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.attn_norm = nn.LayerNorm(d_model)
-        self.attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads) if attn is None else attn
+        if attn is None:
+            attn = GroupedQueryAttention(d_model, num_heads, num_kv_heads)
+        self.attn = attn
         self.ff_norm = nn.LayerNorm(d_model)
         self.feed_forward = FeedForward(d_model, d_ff, dropout)
         self.dropout = nn.Dropout(dropout)
