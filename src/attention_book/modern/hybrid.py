@@ -139,7 +139,7 @@ class RollingKVCache(KVCache):
     """Keys and values of the last ``window`` positions only, in a buffer that wraps around.
 
     Position ``p`` is stored in slot ``p % window`` (Mistral 7B's rolling buffer cache), so
-    the storage stops growing once ``window`` positions have been seen; :attr:`length` still
+    the storage stops growing once ``window`` positions have been seen; ``length`` still
     counts every position processed, which is where the next one starts.
 
     Introduced in :ref:`sec-local-global`.
@@ -212,14 +212,14 @@ class RollingKVCache(KVCache):
 class WindowedAttention(GroupedQueryAttention):
     """Grouped-query attention in which each position sees only the last ``window`` positions.
 
-    ``window=None`` is a global layer, exactly :class:`GroupedQueryAttention`. With a window,
-    query ``p`` sees positions ``p - window + 1 .. p``. Training and short sequences use a
-    dense mask (:func:`attention_book.efficient.sparse_attention_mask`), inference over more
-    than 65,536 scores per head the blockwise
-    :func:`attention_book.efficient.sliding_window_attention`; :meth:`new_cache` makes a
-    :class:`RollingKVCache` of ``window`` positions. Pass it to
-    :class:`attention_book.models.decoder.DecoderLM` as
-    ``attention=lambda i: WindowedAttention(d_model, num_heads, window=windows[i])``.
+    ``window=None`` is a global layer, exactly
+    :class:`~attention_book.models.decoder.GroupedQueryAttention`. With a window, query ``p``
+    sees positions ``p - window + 1 .. p``. Training and short sequences use a dense mask
+    (:func:`attention_book.efficient.sparse_attention_mask`), inference over more than 65,536
+    scores per head the blockwise :func:`attention_book.efficient.sliding_window_attention`;
+    :meth:`new_cache` makes a :class:`RollingKVCache` of ``window`` positions. Pass it to
+    :class:`attention_book.models.decoder.DecoderLM` as ``attention=lambda i:
+    WindowedAttention(d_model, num_heads, window=windows[i])``.
 
     Introduced in :ref:`sec-local-global`.
     """

@@ -100,12 +100,16 @@ class PagedKVCache:
 
     @property
     def ref_counts(self) -> list[int]:
-        """How many block tables hold each block (0: the block is free)."""
+        """The number of block tables that hold each block; 0 means the block is free."""
         return list(self._refs)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the pool: ``2 * num_blocks * block_size * num_heads * d_head * itemsize``."""
+        """The size of the pool in bytes.
+
+        That is ``2 * num_blocks * block_size * num_heads * d_head * itemsize``, whatever the
+        sequences hold.
+        """
         return self.keys.nbytes + self.values.nbytes
 
     def _take(self) -> int:

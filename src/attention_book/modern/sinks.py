@@ -176,7 +176,7 @@ class SinkAttention(GroupedQueryAttention):
         self.weights: torch.Tensor | None = None  # (B, H, N, M) when keep_weights
 
     def new_cache(self, max_len: int) -> KVCache:
-        """Make the plain cache that :meth:`DecoderLM.new_caches` asks for (no eviction).
+        """Make the plain cache that ``DecoderLM.new_caches`` asks for (no eviction).
 
         Args:
             max_len: the most positions it will hold, > 0.
