@@ -41,6 +41,27 @@ class KVCache:
             ``(keys, values)``: ``(..., length, d)`` and ``(..., length, d_v)``, views into the
             cache, valid until the next update.
         """
+        k, v = self._check_and_allocate(k, v)
+        assert self._keys is not None and self._values is not None  # allocated above
+        new = k.shape[-2]
+        if self.length + new > self.max_len:
+            raise ValueError(
+                f"the cache holds max_len={self.max_len} positions; {self.length} are cached "
+                f"and {new} more do not fit"
+            )
+        self._keys[..., self.length : self.length + new, :] = k
+        self._values[..., self.length : self.length + new, :] = v
+        self.length += new
+        return self._keys[..., : self.length, :], self._values[..., : self.length, :]
+
+    def _check_and_allocate(
+        self, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check new keys and values against each other and the cache; allocate at the first.
+
+        The storage is ``max_len`` slots per leading index; subclasses that keep fewer
+        positions (a rolling buffer) set ``max_len`` to their number of slots.
+        """
         k = _validate.tensor("k", k, min_ndim=2)
         v = _validate.tensor("v", v, min_ndim=2)
         if v.shape[:-1] != k.shape[:-1] or v.dtype != k.dtype or v.device != k.device:
@@ -58,16 +79,7 @@ class KVCache:
                 f"k must be (..., n_new, d) = {want} like the cached keys, got {tuple(k.shape)}"
                 f" (v {tuple(v.shape)}, cached values {tuple(self._values.shape)})"
             )
-        new = k.shape[-2]
-        if self.length + new > self.max_len:
-            raise ValueError(
-                f"the cache holds max_len={self.max_len} positions; {self.length} are cached "
-                f"and {new} more do not fit"
-            )
-        self._keys[..., self.length : self.length + new, :] = k
-        self._values[..., self.length : self.length + new, :] = v
-        self.length += new
-        return self._keys[..., : self.length, :], self._values[..., : self.length, :]
+        return k, v
 
     def reset(self) -> None:
         """Forget every cached position, keeping the storage for the next sequence."""

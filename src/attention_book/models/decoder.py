@@ -86,14 +86,26 @@ class GroupedQueryAttention(nn.Module):
         Returns:
             ``(B, N, d_model)``.
         """
-        b, n, _ = x.shape
-        q = self.q_proj(x).view(b, n, self.num_heads, self.d_head).transpose(1, 2)  # (B, H, N, dh)
-        k = self.k_proj(x).view(b, n, self.num_kv_heads, self.d_head).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, self.num_kv_heads, self.d_head).transpose(1, 2)
+        q, k, v = self._project(x)
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)  # k, v: (B, H_kv, N, dh)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H_kv, M, dh): the cached positions, then the new
-        out = self._attend(q, k, v)  # (B, H, N, dh)
+        return self._merge(self._attend(q, k, v))
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Project ``(B, N, d_model)`` to unrotated heads.
+
+        Returns queries ``(B, H, N, dh)``, keys and values ``(B, H_kv, N, dh)``.
+        """
+        b, n, _ = x.shape
+        q = self.q_proj(x).view(b, n, self.num_heads, self.d_head).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, self.num_kv_heads, self.d_head).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, self.num_kv_heads, self.d_head).transpose(1, 2)
+        return q, k, v
+
+    def _merge(self, out: torch.Tensor) -> torch.Tensor:
+        """Concatenate the heads of ``(B, H, N, dh)`` and apply the output projection."""
+        b, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))  # type: ignore[no-any-return]
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -175,27 +175,13 @@ class RollingKVCache(KVCache):
             oldest first, then the new ones: ``(..., m, d)`` and ``(..., m, d_v)``, new
             tensors. The new queries are the last ``n_new`` of these ``m`` positions.
         """
-        k = _validate.tensor("k", k, min_ndim=2)
-        v = _validate.tensor("v", v, min_ndim=2)
-        if v.shape[:-1] != k.shape[:-1] or v.dtype != k.dtype or v.device != k.device:
-            raise ValueError(
-                f"v must be (..., n_new, d_v) with k's leading dims, dtype and device, got k "
-                f"{tuple(k.shape)} {k.dtype} and v {tuple(v.shape)} {v.dtype}"
-            )
+        k, v = self._check_and_allocate(k, v)  # storage of max_len = slots positions
+        assert self._keys is not None and self._values is not None
         new, slots = k.shape[-2], self.max_len
         if self.limit is not None and self.length + new > self.limit:
             raise ValueError(
                 f"the cache was made for max_len={self.limit} positions; {self.length} are "
                 f"cached and {new} more do not fit"
-            )
-        if self._keys is None or self._values is None:
-            self._keys = k.new_empty(*k.shape[:-2], slots, k.shape[-1])
-            self._values = v.new_empty(*v.shape[:-2], slots, v.shape[-1])
-        want = (*self._keys.shape[:-2], new, self._keys.shape[-1])
-        if k.shape != want or v.shape[-1] != self._values.shape[-1]:
-            raise ValueError(
-                f"k must be (..., n_new, d) = {want} like the cached keys, got {tuple(k.shape)}"
-                f" (v {tuple(v.shape)}, cached values {tuple(self._values.shape)})"
             )
         before = min(self.length, self.window - 1)  # earlier positions the new ones may see
         old = torch.arange(self.length - before, self.length, device=k.device) % slots

@@ -205,10 +205,8 @@ class SinkAttention(GroupedQueryAttention):
         Returns:
             ``(B, N, d_model)``.
         """
-        b, n, _ = x.shape
-        q = self.q_proj(x).view(b, n, self.num_heads, self.d_head).transpose(1, 2)  # (B, H, N, dh)
-        k = self.k_proj(x).view(b, n, self.num_kv_heads, self.d_head).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, self.num_kv_heads, self.d_head).transpose(1, 2)
+        q, k, v = self._project(x)  # (B, H, N, dh) and (B, H_kv, N, dh), not rotated yet
+        n = x.shape[1]
         if isinstance(cache, SinkCache):
             k, v = cache.update(k, v)  # (B, H_kv, M, dh), unrotated: sinks, then the window
             m = k.shape[-2]
@@ -218,8 +216,7 @@ class SinkAttention(GroupedQueryAttention):
             q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
             if cache is not None:
                 k, v = cache.update(k, v)
-        out = self._attend(q, k, v)  # (B, H, N, dh)
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, self.d_model))  # type: ignore[no-any-return]
+        return self._merge(self._attend(q, k, v))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Causal attention of ``(B, H, N, dh)`` queries, the last N of M positions."""
