@@ -75,14 +75,16 @@ unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/site --ignore=tests/pdf
 
 # nbval re-executes every notebook and compares its outputs with the stored ones (see
-# conftest.py): the labs on PyTorch's second CPU code path, the pages that train on one thread
-# two at a time, then the pages that time code alone.
-NBVAL := $(PY) -m pytest --nbval notebooks --nbval-sanitize-with nbval_sanitize.cfg \
+# conftest.py): the chapter pages that train on one thread, two at a time; then their labs, on
+# PyTorch's second CPU code path, two at a time; then the pages that time code and their labs,
+# alone. Pages and labs run in separate sessions so that the book's wall time is the pages' own.
+NBVAL := $(PY) -m pytest --nbval --nbval-sanitize-with nbval_sanitize.cfg \
 	  --nbval-cell-timeout=300 -p no:cacheprovider
 nbval: $(STAMP)
 	rm -f _build/nbval-times.json
-	$(NBVAL) --timing-pages=skip -n 2 --dist loadfile
-	$(NBVAL) --timing-pages=only
+	$(NBVAL) notebooks --ignore=notebooks/labs --timing-pages=skip -n 2 --dist loadfile
+	$(NBVAL) notebooks/labs --timing-pages=skip -n 2 --dist loadfile
+	$(NBVAL) notebooks --timing-pages=only
 
 # Every chapter page under two other seeds and PyTorch's unvectorised CPU kernels.
 robust: $(STAMP)
