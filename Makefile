@@ -56,6 +56,8 @@ labs: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.efficient
 	$(PY) -m benchmarks.caches
+	$(PY) -m benchmarks.linear
+	$(PY) -m benchmarks.selection
 
 bench-gpu: $(STAMP)
 	$(PY) -m benchmarks.gpu

@@ -10,7 +10,8 @@ One module per chapter (two or more where a chapter has many exercises), in the 
 order, each reference solution next to its checker: ``ch1_intuition``, ``ch2_math``,
 ``ch3_rnn``, ``ch4_block``, ``ch4_language``, ``ch4_pretrained``, ``ch5_vit``, ``ch5_cnn``,
 ``ch6_exact``, ``ch6_memory``, ``ch6_sparse_kernel``, ``ch6_inference_ring``, ``ch7_mla``,
-``ch7_paged``, ``ch7_sinks`` and ``ch7_hybrid``. They share
+``ch7_paged``, ``ch7_sinks``, ``ch7_hybrid``, ``ch7_linear``, ``ch7_recall`` and
+``ch7_selection``. They share
 ``_harness`` (running properties, calling your code, printing feedback). Import everything from
 here: ``from attention_book import checks``.
 """
@@ -51,8 +52,11 @@ from .ch6_inference_ring import (
 from .ch6_memory import check_flash_io_count
 from .ch6_sparse_kernel import check_causal_linear_attention, check_dilated_window_mask
 from .ch7_hybrid import check_hybrid_cache_bytes
+from .ch7_linear import check_decay_mask, check_delta_rule_step
 from .ch7_mla import check_absorbed_query
 from .ch7_paged import check_gather_blocks
+from .ch7_recall import check_mqar_targets, check_state_bytes
+from .ch7_selection import check_block_scores, check_topk_block_mask
 from .ch7_sinks import check_sink_cache_keep, check_softmax_with_sink
 
 __all__ = [
@@ -64,10 +68,13 @@ __all__ = [
     "check_attention_pooling",
     "check_attention_rollout",
     "check_bert_embeddings",
+    "check_block_scores",
     "check_box_iou",
     "check_causal_linear_attention",
     "check_causal_mask",
     "check_causal_ring_skips",
+    "check_decay_mask",
+    "check_delta_rule_step",
     "check_dilated_window_mask",
     "check_doubly_stochastic_penalty",
     "check_flash_io_count",
@@ -80,6 +87,7 @@ __all__ = [
     "check_mean_attention_distance",
     "check_mean_pool",
     "check_merge_partial_attention",
+    "check_mqar_targets",
     "check_multihead_attention",
     "check_online_softmax",
     "check_patchify",
@@ -94,7 +102,9 @@ __all__ = [
     "check_softmax",
     "check_softmax_with_sink",
     "check_squeeze_excitation",
+    "check_state_bytes",
     "check_temperature_sampling",
+    "check_topk_block_mask",
 ]
 
 adopt(globals(), __all__)  # document and pickle them under this package
