@@ -28,8 +28,6 @@ the logits of the uncached forward pass (float32, to 1e-4); the results go to
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import torch
@@ -37,6 +35,8 @@ import torch
 from attention_book import modern, seed_everything
 from attention_book.efficient import kv_cache_bytes
 from attention_book.models.decoder import DecoderLM
+
+from ._report import finish
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPE = {"vocab_size": 256, "d_model": 256, "num_heads": 8, "num_layers": 4, "d_ff": 512}
@@ -179,22 +179,16 @@ def main(argv=None):
     print(f"DecoderLM {SHAPE}, {tokens} tokens, contiguous caches reserve {RESERVED}, fp32")
     rows = run(tokens)
     report = targets(rows)
-    print("\nchecks")
-    for key, value in report.items():
-        print(f"  {key:55s} {value}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {
-        "benchmark": "memory per token of chapter 7's caches",
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "tokens": tokens,
-        "reserved": RESERVED,
-        "rows": rows,
-        "checks": report,
-    }
-    name = "caches-quick.json" if args.quick else "caches.json"
-    (args.out / name).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if all(report.values()) else 1
+    return finish(
+        args.out,
+        "caches",
+        "memory per token of chapter 7's caches",
+        rows,
+        report,
+        quick=args.quick,
+        tokens=tokens,
+        reserved=RESERVED,
+    )
 
 
 if __name__ == "__main__":

@@ -17,14 +17,14 @@ float64. Results go to ``benchmarks/results/linear.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
 from attention_book import bench, make_generator, modern
+
+from ._report import finish
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADS, D, CHUNK = 4, 64, 64
@@ -114,23 +114,18 @@ def main(argv=None):
     print(f"{HEADS} heads of {D}, chunks of {CHUNK}, float32, one thread, N = {list(sizes)}")
     rows = run(sizes, repeats=2 if args.quick else 3)
     report = targets(rows)
-    print("\nchecks")
-    for key, value in report.items():
-        print(f"  {key:62s} {value}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {
-        "benchmark": "three forms of gated linear attention and the delta rule",
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "heads": HEADS,
-        "head_dim": D,
-        "chunk_size": CHUNK,
-        "rows": rows,
-        "checks": report,
-    }
-    name = "linear-quick.json" if args.quick else "linear.json"
-    (args.out / name).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if all(report.values()) else 1
+    return finish(
+        args.out,
+        "linear",
+        "three forms of gated linear attention and the delta rule",
+        rows,
+        report,
+        quick=args.quick,
+        width=62,
+        heads=HEADS,
+        head_dim=D,
+        chunk_size=CHUNK,
+    )
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ where the dense mask fits) the largest difference from dense SDPA under the equi
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from attention_book import bench, modern
+
+from ._report import finish
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADS, KV_HEADS, DIM = 2, 1, 64
@@ -107,24 +107,18 @@ def main(argv=None):
     print(f"{HEADS} heads, {KV_HEADS} key/value head, d={DIM}, blocks of {BLOCK}, top {TOP_K}")
     rows = run(sizes, repeats)
     report = targets(rows)
-    print("\nchecks")
-    for key, value in report.items():
-        print(f"  {key:55s} {value}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {
-        "benchmark": "top-k block attention against dense causal SDPA",
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": 1,
-        "block_size": BLOCK,
-        "top_k": TOP_K,
-        "window": WINDOW,
-        "rows": rows,
-        "checks": report,
-    }
-    name = "selection-quick.json" if args.quick else "selection.json"
-    (args.out / name).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if all(report.values()) else 1
+    return finish(
+        args.out,
+        "selection",
+        "top-k block attention against dense causal SDPA",
+        rows,
+        report,
+        quick=args.quick,
+        threads=1,
+        block_size=BLOCK,
+        top_k=TOP_K,
+        window=WINDOW,
+    )
 
 
 if __name__ == "__main__":

@@ -107,10 +107,11 @@ def layer_state_bytes(
 
     ``"softmax"`` caches a key and a value per head and position (``2 H d N``); ``"window"``
     the same for at most ``window`` positions (``2 H d min(w, N)``); a recurrent kind
-    (:data:`RECURRENT_KINDS`) one ``d x d`` state per head (``H d²``), whatever ``length``.
+    (``"linear"``, ``"gated"``, ``"delta"``, ``"gated_delta"``: ``modern.RECURRENT_KINDS``)
+    one ``d x d`` state per head (``H d²``), whatever ``length``.
 
     Args:
-        kind: ``"softmax"``, ``"window"`` or one of :data:`RECURRENT_KINDS`.
+        kind: ``"softmax"``, ``"window"`` or a recurrent kind.
         num_heads: heads, > 0.
         head_dim: key (= value) size per head, > 0.
         length: positions seen, > 0.
@@ -174,7 +175,7 @@ class RecurrentAttention(nn.Module):
         Args:
             d_model: size of the model's vectors, > 0, divisible by ``num_heads``.
             num_heads: heads, > 0.
-            kind: one of :data:`KINDS`.
+            kind: one of ``modern.KINDS``: ``"softmax"``, ``"window"`` or a recurrent kind.
             window: positions a ``"window"`` layer sees, its own included, > 0; only for it.
         """
         super().__init__()
