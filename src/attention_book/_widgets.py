@@ -1,29 +1,31 @@
-"""The book's interactive figures: sliders that redraw a picture of the weights.
+"""The book's first interactive figures: a query turned around a circle, and moved along a line.
 
-Each widget draws with HTML, so a saved notebook shows its last state without a kernel. It
-also carries a static PNG of the same state in its output (``image/png`` beside the widget
-view), which the printed book shows in its place: the site picks the live widget, the PDF
-the picture.
+Both are :func:`attention_book.plots.explorer` figures: every slider position is computed
+when the page runs and drawn in the browser, so they work on the published site, in Jupyter
+and in Colab with no kernel, and print as a picture of their first state.
 """
 
 from __future__ import annotations
 
-import base64
-import io
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from . import _validate
+from ._explorer import Bars, Explorer, explorer
 from ._palette import PALETTE
 
-if TYPE_CHECKING:
-    import ipywidgets
-
 __all__ = ["soft_lookup_widget", "temperature_widget"]
+
+
+def _temperatures(temperature: float) -> tuple[list[float], int]:
+    """The slider's temperatures, 10^-2 to 10^2 (widened to hold ``temperature``), four steps a
+    decade, and the index of the one nearest ``temperature``."""
+    log_t = float(np.log10(temperature))
+    grid = np.arange(min(-2.0, np.floor(log_t)), max(2.0, np.ceil(log_t)) + 1e-9, 0.25)
+    values = [float(f"{10**g:.3g}") for g in grid]
+    return values, int(np.argmin(np.abs(grid - log_t)))
 
 
 def soft_lookup_widget(
@@ -33,27 +35,26 @@ def soft_lookup_widget(
     *,
     angle: float = 40.0,
     temperature: float = 1.0,
-) -> ipywidgets.VBox:
+) -> Explorer:
     """Build sliders that move a unit query around the circle and set the temperature.
 
-    The widget shows, for the current query, the weight of every key as a bar in that key's
-    colour and the looked-up colour (the weighted sum of ``colours``) as a swatch. It draws
-    with HTML, so a saved notebook shows its last state even without a running kernel.
+    The figure shows, for the current query, the weight of every key as a bar in that key's
+    colour and the looked-up colour (the weighted sum of ``colours``) as a swatch. Every
+    position of the sliders (query angles 10° apart, temperatures four to a decade) is
+    computed now, so the figure works with no kernel.
 
     Args:
         keys: ``(M, 2)`` keys in the plane.
         colours: ``(M, 3)`` RGB values in [0, 1], one per key.
         labels: ``M`` names of the keys.
-        angle: initial direction of the query, in degrees.
-        temperature: initial temperature, > 0.
+        angle: initial direction of the query, in degrees (the nearest multiple of 10).
+        temperature: initial temperature, > 0 (the nearest slider step).
 
     Returns:
-        The widget; display it as the last expression of a cell.
+        The figure; display it as the last expression of a cell.
 
     Introduced in :ref:`sec-soft-lookup`.
     """
-    import ipywidgets as w
-
     keys, colours = np.asarray(keys, dtype=float), np.asarray(colours, dtype=float)
     if keys.ndim != 2 or keys.shape[1] != 2:
         raise ValueError(f"keys must be (M, 2), got shape {keys.shape}")
@@ -62,59 +63,30 @@ def soft_lookup_widget(
     if len(labels) != len(keys):
         raise ValueError(f"labels must have {len(keys)} entries, got {len(labels)}")
     temperature = _validate.positive("temperature", temperature)
+    angles = list(range(0, 360, 10))
+    temps, t0 = _temperatures(temperature)
+    palette = [_hex(c) for c in colours]
 
-    style = {"description_width": "initial"}
-    angle_slider = w.FloatSlider(
-        value=angle, min=0, max=360, step=5, description="query angle (°)", style=style
+    def frame(angle: int, temperature: int) -> tuple[list[Bars], str]:
+        theta = np.deg2rad(angles[angle])
+        weights = _softmax(keys @ np.array([np.cos(theta), np.sin(theta)]) / temps[temperature])
+        out = _hex(weights @ colours)
+        bars = Bars(weights, list(labels), "weight of each key", vmax=1.0, colours=palette)
+        swatch = Bars([1.0], ["output"], "looked-up colour", text=[out], colours=[out])
+        return [bars, swatch], f"query at {angles[angle]}°, temperature {temps[temperature]:g}"
+
+    return explorer(
+        {"angle": [f"{a}°" for a in angles], "temperature": [f"{t:g}" for t in temps]},
+        frame,
+        alt=(
+            f"Bars of the weights of {len(keys)} keys for a unit query and the colour they look "
+            "up; sliders turn the query and set the temperature."
+        ),
+        hint="Move the sliders (or focus one and use the arrow keys).",
+        sliders=["angle", "temperature"],
+        initial={"angle": round(angle / 10) % 36, "temperature": t0},
+        size=(6.0, 0.35 * len(keys) + 1.2),
     )
-    temp_slider = w.FloatLogSlider(
-        value=temperature,
-        base=10,
-        min=-1.5,
-        max=1,
-        step=0.05,
-        description="temperature",
-        style=style,
-    )
-    view = w.HTML()
-
-    def hex_colour(rgb: np.ndarray) -> str:
-        return "#" + "".join(f"{round(255 * float(c)):02x}" for c in np.clip(rgb, 0, 1))
-
-    def update(_: object = None) -> None:
-        theta = np.deg2rad(angle_slider.value)
-        weights = _softmax(keys @ np.array([np.cos(theta), np.sin(theta)]) / temp_slider.value)
-        rows = "".join(
-            f"<div style='display:flex;align-items:center;gap:6px;height:20px'>"
-            f"<span style='width:60px'>{label}</span>"
-            f"<span style='width:{200 * wt:.0f}px;height:14px;background:{hex_colour(c)}'></span>"
-            f"<span>{wt:.2f}</span></div>"
-            for label, wt, c in zip(labels, weights, colours, strict=True)
-        )
-        swatch = hex_colour(weights @ colours)
-        view.value = (
-            f"<div style='display:flex;gap:24px;align-items:center'><div>{rows}</div>"
-            f"<div style='text-align:center'><div style='width:70px;height:70px;"
-            f"background:{swatch};border-radius:6px'></div>output<br>{swatch}</div></div>"
-        )
-
-    def draw(figure: Figure) -> None:
-        theta = np.deg2rad(angle_slider.value)
-        weights = _softmax(keys @ np.array([np.cos(theta), np.sin(theta)]) / temp_slider.value)
-        bars, swatch = figure.subplots(1, 2, width_ratios=[4, 1])
-        rows = np.arange(len(keys))
-        bars.barh(rows, weights, color=np.clip(colours, 0, 1))
-        for row, wt in zip(rows, weights, strict=True):
-            bars.text(wt + 0.02, row, f"{wt:.2f}", va="center", fontsize=8)
-        bars.set(yticks=rows, yticklabels=list(labels), xlim=(0, 1.15), xlabel="weight")
-        bars.invert_yaxis()
-        bars.set_title(
-            f"query at {angle_slider.value:g}°, temperature {temp_slider.value:.3g}", fontsize=9
-        )
-        swatch.set_facecolor(np.clip(weights @ colours, 0, 1))
-        swatch.set(xticks=[], yticks=[], title="output")
-
-    return _live([angle_slider, temp_slider], view, update, draw, (5.0, 0.35 * len(keys) + 1))
 
 
 def temperature_widget(
@@ -122,28 +94,26 @@ def temperature_widget(
     *,
     query: float | None = None,
     temperature: float = 1.0,
-) -> ipywidgets.VBox:
+) -> Explorer:
     """Build sliders that move a query along a line of keys and set the softmax temperature.
 
     Key ``i`` sits at position ``x_i`` on a line. A query at position ``q`` scores it by
-    ``-(q - x_i)**2``, and the weights are ``softmax(scores / temperature)``. The widget draws
-    one bar per key at the key's position, marks the query, and reports the entropy of the
-    weights next to its largest possible value, ``log M``. It draws with HTML, so a saved
-    notebook shows its last state even without a running kernel.
+    ``-(q - x_i)**2``, and the weights are ``softmax(scores / temperature)``. The figure draws
+    one bar per key and reports the entropy of the weights next to its largest possible value,
+    ``log M``. Every slider position (41 query positions across the keys' range,
+    temperatures four to a decade) is computed now, so it works with no kernel.
 
     Args:
         positions: ``(M,)`` positions of the keys; at least two, finite, not all equal.
         query: initial position of the query, between the smallest and the largest position;
-            ``None`` means halfway between them.
-        temperature: initial temperature, > 0.
+            ``None`` means halfway between them (the nearest slider step is used).
+        temperature: initial temperature, > 0 (the nearest slider step).
 
     Returns:
-        The widget; display it as the last expression of a cell.
+        The figure; display it as the last expression of a cell.
 
     Introduced in :ref:`sec-temperature`.
     """
-    import ipywidgets as w
-
     x = _positions(positions)
     lo, hi = float(x.min()), float(x.max())
     if query is None:
@@ -153,87 +123,38 @@ def temperature_widget(
     if not lo <= query <= hi:
         raise ValueError(f"query must lie in [{lo:g}, {hi:g}], the range of positions, got {query}")
     temperature = _validate.positive("temperature", temperature)
+    queries = np.linspace(lo, hi, 41)
+    temps, t0 = _temperatures(temperature)
+    names = [f"key at {xi:g}" for xi in x]
 
-    style = {"description_width": "initial"}
-    query_slider = w.FloatSlider(
-        value=float(query),
-        min=lo,
-        max=hi,
-        step=10 ** np.floor(np.log10((hi - lo) / 100)),  # a round step, about 1/100 of the range
-        description="query position",
-        style=style,
-    )
-    log_t = float(np.log10(temperature))
-    temp_slider = w.FloatLogSlider(
-        value=temperature,
-        base=10,
-        min=min(-2.0, np.floor(log_t)),
-        max=max(2.0, np.ceil(log_t)),
-        step=0.05,
-        description="temperature",
-        style=style,
-    )
-    view = w.HTML()
-    width, height, pad = 420, 120, 12  # drawing area in pixels
-
-    def left(position: float) -> float:
-        return pad + (position - lo) / (hi - lo) * width
-
-    def update(_: object = None) -> None:
-        q, t = float(query_slider.value), float(temp_slider.value)
+    def frame(query: int, temperature: int) -> tuple[list[Bars], str]:
+        q, t = float(queries[query]), temps[temperature]
         weights = _softmax(-((q - x) ** 2) / t)
         entropy = float(-np.sum(weights * np.log(np.where(weights > 0, weights, 1.0))))
-        bars = "".join(
-            f"<div style='position:absolute;left:{left(xi) - 4:.1f}px;bottom:18px;width:8px;"
-            f"height:{height * wt:.1f}px;background:{PALETTE[0]}'></div>"
-            for xi, wt in zip(x, weights, strict=True)
+        caption = (
+            f"entropy {entropy:.2f} of at most {np.log(len(x)):.2f} nats "
+            f"(e^H = {np.exp(entropy):.1f} keys); largest weight {weights.max():.2f}"
         )
-        marker = (
-            f"<div style='position:absolute;left:{left(q) - 1:.1f}px;bottom:18px;width:2px;"
-            f"height:{height + 6}px;background:{PALETTE[3]};opacity:0.7'></div>"
-            f"<div style='position:absolute;left:{left(q) - 20:.1f}px;top:0;width:40px;"
-            f"text-align:center;font-size:11px;color:{PALETTE[3]}'>query</div>"
-        )
-        axis = (
-            f"<div style='position:absolute;left:{pad}px;bottom:16px;width:{width}px;"
-            f"height:1px;background:#444'></div>"
-            f"<div style='position:absolute;left:{pad}px;bottom:{height + 18}px;width:{width}px;"
-            f"border-top:1px dotted #bbb;font-size:10px;color:#888'>weight 1</div>"
-            f"<div style='position:absolute;left:{pad - 20}px;bottom:0;width:40px;"
-            f"text-align:center;font-size:11px'>{lo:g}</div>"
-            f"<div style='position:absolute;left:{pad + width - 20}px;bottom:0;width:40px;"
-            f"text-align:center;font-size:11px'>{hi:g}</div>"
-            f"<div style='position:absolute;left:{pad + width / 2 - 40}px;bottom:0;width:80px;"
-            f"text-align:center;font-size:11px'>key position</div>"
-        )
-        label = (
-            f"Bar chart of the weights of {len(x)} keys for a query at {q:.2f} and temperature "
-            f"{t:.3g}; the largest weight is {weights.max():.2f}."
-        )
-        view.value = (
-            f"<div role='img' aria-label='{label}' style='position:relative;"
-            f"width:{width + 2 * pad}px;height:{height + 40}px'>{marker}{axis}{bars}</div>"
-            f"<div style='font-size:13px'>entropy {entropy:.2f} nats of at most "
-            f"log {len(x)} = {np.log(len(x)):.2f}; effective number of keys "
-            f"e<sup>H</sup> = {np.exp(entropy):.1f}; largest weight {weights.max():.2f}</div>"
-        )
+        return [
+            Bars(weights, names, "weight of each key", vmax=1.0, colours=[PALETTE[0]] * len(x))
+        ], caption
 
-    def draw(figure: Figure) -> None:
-        q, t = float(query_slider.value), float(temp_slider.value)
-        weights = _softmax(-((q - x) ** 2) / t)
-        entropy = float(-np.sum(weights * np.log(np.where(weights > 0, weights, 1.0))))
-        ax = figure.subplots()
-        ax.bar(x, weights, width=(hi - lo) / 80, color=PALETTE[0])
-        ax.axvline(q, color=PALETTE[3], linestyle="--", linewidth=1, label="query")
-        ax.set(xlabel="key position", ylabel="weight", ylim=(0, 1.05))
-        ax.legend(loc="upper right", fontsize=8, frameon=False)
-        ax.set_title(
-            f"temperature {t:.3g}: entropy {entropy:.2f} nats of at most "
-            f"log {len(x)} = {np.log(len(x)):.2f}",
-            fontsize=9,
-        )
+    return explorer(
+        {"query": [f"{q:.2f}" for q in queries], "temperature": [f"{t:g}" for t in temps]},
+        frame,
+        alt=(
+            f"Bars of the softmax weights of {len(x)} keys on a line for a query between "
+            f"{lo:g} and {hi:g}; sliders move the query and set the temperature."
+        ),
+        hint="Move the sliders (or focus one and use the arrow keys).",
+        sliders=["query", "temperature"],
+        initial={"query": int(np.argmin(np.abs(queries - query))), "temperature": t0},
+        size=(6.0, 0.3 * len(x) + 1.2),
+    )
 
-    return _live([query_slider, temp_slider], view, update, draw, (5.0, 2.2))
+
+def _hex(rgb: np.ndarray) -> str:
+    return "#" + "".join(f"{round(255 * float(c)):02x}" for c in np.clip(rgb, 0, 1))
 
 
 def _positions(positions: object) -> np.ndarray:
@@ -265,33 +186,3 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     weights = np.exp(scores - scores.max())
     result: np.ndarray = weights / weights.sum()
     return result
-
-
-def _live(
-    sliders: list[ipywidgets.FloatSlider | ipywidgets.FloatLogSlider],
-    view: ipywidgets.HTML,
-    update: Callable[[object], None],
-    draw: Callable[[Figure], None],
-    size: tuple[float, float],
-) -> ipywidgets.VBox:
-    """Redraw ``view`` whenever a slider moves, draw it once now, and lay the widget out.
-
-    ``draw`` paints the current state on a matplotlib figure of ``size`` inches: the static
-    image that a printed page shows instead of the live widget.
-    """
-    import ipywidgets as w
-
-    class InteractiveFigure(w.VBox):  # type: ignore[misc]
-        def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-            bundle: dict[str, Any] = super()._repr_mimebundle_(**kwargs)
-            figure = Figure(figsize=size, dpi=90, layout="constrained")
-            draw(figure)
-            png = io.BytesIO()
-            figure.savefig(png, format="png")
-            bundle["image/png"] = base64.b64encode(png.getvalue()).decode("ascii")
-            return bundle
-
-    for slider in sliders:
-        slider.observe(update, "value")
-    update(None)
-    return InteractiveFigure([w.HBox(sliders), view])

@@ -18,12 +18,19 @@ from cycler import cycler
 from matplotlib.axes import Axes
 
 from . import _palette
+from ._explorer import Bars, Explorer, Lines, Matrix, Patches, explorer
 from ._widgets import soft_lookup_widget, temperature_widget
 
 __all__ = [
     "CMAP",
     "PALETTE",
+    "Bars",
+    "Explorer",
+    "Lines",
+    "Matrix",
+    "Patches",
     "attention_heatmap",
+    "explorer",
     "image_overlay",
     "soft_lookup_widget",
     "temperature_widget",
@@ -37,7 +44,16 @@ CMAP = _palette.CMAP
 PALETTE = _palette.PALETTE
 
 # the widgets live in their own module; the API page lists them here, with the plots
-for _widget in (soft_lookup_widget, temperature_widget):
+for _widget in (
+    soft_lookup_widget,
+    temperature_widget,
+    explorer,
+    Bars,
+    Explorer,
+    Lines,
+    Matrix,
+    Patches,
+):
     _widget.__module__ = __name__
 
 _STYLE: dict[str, Any] = {

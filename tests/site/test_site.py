@@ -5,6 +5,7 @@ Run after `make book`: `pytest tests/site --site _build/html`.
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -197,3 +198,118 @@ def test_the_landing_page_links_the_pdf_and_the_site_serves_it(visit, base_url):
     pdf = visit.page.request.get(base_url + "paying-attention.pdf")
     assert pdf.status == 200, "no paying-attention.pdf beside the site: run `make pdf`"
     assert pdf.body().startswith(b"%PDF")
+
+
+def test_the_page_declares_a_favicon_that_loads(visit, base_url):
+    """Without one, browsers ask for /favicon.ico, get a 404, and log a console error."""
+    href = visit.page.eval_on_selector("link[rel~='icon']", "e => e.href")
+    assert href.startswith(base_url), f"the favicon is not served by the site: {href}"
+    assert visit.page.request.get(href).status == 200
+
+
+# Chapter folders that must each hold at least one interactive figure (issue 19).
+CHAPTERS = [
+    "01_intuition",
+    "02_math",
+    "03_rnn",
+    "04_transformers",
+    "05_vision",
+    "06_efficiency",
+    "07_modern",
+]
+
+
+def test_every_chapter_has_an_interactive_figure(site_dir):
+    found = {
+        chapter: [
+            page.stem
+            for page in sorted((site_dir / "notebooks" / chapter).glob("*.html"))
+            if 'class="pa-explorer"' in page.read_text(encoding="utf-8")
+        ]
+        for chapter in CHAPTERS
+    }
+    assert all(found.values()), f"chapters without an interactive figure: {found}"
+
+
+def _figures(page):
+    return page.locator("figure.pa-explorer")
+
+
+def test_interactive_figures_answer_their_controls(visit):
+    """Each control redraws the panels; hovering a row, token or patch says what it reads."""
+    page = visit.page
+    figures = _figures(page)
+    if figures.count() == 0:
+        pytest.skip("no interactive figure on this page")
+    for f in range(figures.count()):
+        figure = figures.nth(f)
+        assert figure.locator(".pa-static").is_hidden(), "the script did not start"
+        assert figure.locator(".pa-static").get_attribute("alt"), "the picture has no alt text"
+        controls = figure.locator(".pa-controls select, .pa-controls input[type=range]")
+        assert controls.count() > 0
+        for c in range(controls.count()):
+            control = controls.nth(c)
+            before = figure.locator(".pa-panels").inner_html()
+            if control.evaluate("e => e.tagName") == "SELECT":
+                options = control.locator("option").count()
+                current = int(control.input_value())
+                control.select_option(str((current + 1) % options))
+            else:
+                control.focus()
+                at_end = control.evaluate("e => +e.value === +e.max")
+                page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
+            after = figure.locator(".pa-panels").inner_html()
+            assert after != before, f"figure {f}: control {c} did not change the drawing"
+        hint = figure.locator(".pa-readout").inner_text()
+        targets = figure.locator(".pa-panels [tabindex]")
+        if targets.count():
+            targets.nth(min(1, targets.count() - 1)).hover()
+            assert figure.locator(".pa-readout").inner_text() != hint, "hovering said nothing"
+    assert visit.errors == []
+
+
+def test_interactive_figures_are_reached_with_the_keyboard(visit):
+    page = visit.page
+    if _figures(page).count() == 0:
+        pytest.skip("no interactive figure on this page")
+    page.locator("figure.pa-explorer").first.scroll_into_view_if_needed()
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    inside = "() => !!document.activeElement.closest('figure.pa-explorer .pa-controls')"
+    page.locator("figure.pa-explorer").first.evaluate(
+        "f => { const a = document.createElement('a'); a.href = '#'; a.id = 'pa-probe';"
+        " f.before(a); a.focus(); }"
+    )
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate(inside):
+            break
+    assert page.evaluate(inside), "Tab does not reach the figure's controls"
+    # a row, token or patch answers focus as it answers the mouse
+    readout = page.locator("figure.pa-explorer .pa-readout").first
+    hint = readout.inner_text()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => !!document.activeElement.closest('.pa-panels')"):
+            assert readout.inner_text() != hint
+            break
+
+
+def test_interactive_pages_stay_light(visit, base_url):
+    """A page with interactive figures weighs under 3 MB with all it loads, compressed as a web
+    server sends it (gzip), and says how much."""
+    page = visit.page
+    if _figures(page).count() == 0:
+        pytest.skip("no interactive figure on this page")
+    urls = page.evaluate(
+        """() => [location.href].concat(
+                performance.getEntriesByType('resource').map(e => e.name))"""
+    )
+    sizes = {
+        url: len(gzip.compress(page.request.get(url).body(), 6))
+        for url in dict.fromkeys(urls)
+        if url.startswith(base_url)
+    }
+    weight = sum(sizes.values())
+    own = sizes[urls[0]]
+    print(f"\n{visit.page_name}: {weight / 2**20:.2f} MiB in all, the page {own / 2**10:.0f} KiB")
+    assert weight < 3 * 2**20, f"{visit.page_name} loads {weight / 2**20:.2f} MiB (gzip)"
