@@ -106,3 +106,70 @@ def test_not_implemented_gets_a_gentle_note(capsys):
 def test_rejects_a_non_function():
     with pytest.raises(TypeError, match="fn must be a function, got int"):
         checks.check_soft_lookup(3)
+
+
+# check_laplace_loo_error: the leave-one-out error of Laplace-kernel regression (page 1.2)
+
+
+def loo(x, y, width):
+    scores = -(x[:, None] - x[None, :]).abs() / width
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), -torch.inf)
+    return ((torch.softmax(scores, dim=-1) @ y - y) ** 2).mean().item()
+
+
+def own_key_kept(x, y, width):
+    scores = -(x[:, None] - x[None, :]).abs() / width
+    return ((torch.softmax(scores, dim=-1) @ y - y) ** 2).mean().item()
+
+
+def squared_distance(x, y, width):
+    scores = -((x[:, None] - x[None, :]) ** 2) / width
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), -torch.inf)
+    return ((torch.softmax(scores, dim=-1) @ y - y) ** 2).mean().item()
+
+
+def times_width(x, y, width):
+    scores = -(x[:, None] - x[None, :]).abs() * width
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), -torch.inf)
+    return ((torch.softmax(scores, dim=-1) @ y - y) ** 2).mean().item()
+
+
+def absolute_error(x, y, width):
+    scores = -(x[:, None] - x[None, :]).abs() / width
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), -torch.inf)
+    return (torch.softmax(scores, dim=-1) @ y - y).abs().mean().item()
+
+
+def softmax_over_queries(x, y, width):
+    scores = -(x[:, None] - x[None, :]).abs() / width
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), -torch.inf)
+    return ((torch.softmax(scores, dim=0) @ y - y) ** 2).mean().item()
+
+
+def summed_error(x, y, width):
+    return loo(x, y, width) * len(x)
+
+
+def test_laplace_accepts_reference_and_a_tensor_result(capsys):
+    assert checks.check_laplace_loo_error(loo) is True
+    assert "✓ laplace_loo_error passes all 5 checks" in capsys.readouterr().out
+    as_tensor = lambda x, y, width: torch.tensor(loo(x, y, width))  # noqa: E731
+    assert checks.check_laplace_loo_error(as_tensor) is True
+
+
+@pytest.mark.parametrize(
+    ("wrong", "named_property"),
+    [
+        (own_key_kept, "each is predicted by the other alone"),
+        (squared_distance, "seven points, width 1"),
+        (times_width, "the width divides the distance"),
+        (absolute_error, "two points"),
+        (softmax_over_queries, "seven points, width 1"),
+        (summed_error, "two points"),
+    ],
+)
+def test_laplace_rejects_wrong_implementations(wrong, named_property, capsys):
+    assert checks.check_laplace_loo_error(wrong) is False
+    out = capsys.readouterr().out
+    assert out.startswith("✗ laplace_loo_error failed a check.")
+    assert named_property in out

@@ -19,7 +19,7 @@ here: ``from attention_book import checks``.
 from __future__ import annotations
 
 from .._facade import adopt
-from .ch1_intuition import check_soft_lookup
+from .ch1_intuition import check_laplace_loo_error, check_soft_lookup
 from .ch2_math import (
     check_causal_mask,
     check_multihead_attention,
@@ -81,6 +81,7 @@ __all__ = [
     "check_gather_blocks",
     "check_grouped_query_attention",
     "check_hybrid_cache_bytes",
+    "check_laplace_loo_error",
     "check_layer_norm",
     "check_max_path_length",
     "check_max_tokens",

@@ -1,4 +1,4 @@
-"""Checkers for chapter 1, intuition: attention as a soft lookup (1.1)."""
+"""Checkers for chapter 1, intuition: a soft lookup (1.1) and kernel regression's widths (1.2)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from ._harness import (
     _array,
@@ -16,7 +17,7 @@ from ._harness import (
     _run,
 )
 
-__all__ = ["check_soft_lookup"]
+__all__ = ["check_laplace_loo_error", "check_soft_lookup"]
 
 
 def _reference_lookup(
@@ -92,5 +93,65 @@ def check_soft_lookup(fn: Callable[..., Any]) -> bool:
             matches(0.25, "temperature divides the scores (0.25: sharper weights)"),
             matches(4.0, "temperature divides the scores (4: flatter weights)"),
             large_scores,
+        ],
+    )
+
+
+def _reference_laplace_loo(x: torch.Tensor, y: torch.Tensor, width: float) -> float:
+    scores = -(x[:, None] - x[None, :]).abs() / width
+    scores = scores.masked_fill(torch.eye(len(x), dtype=torch.bool), -torch.inf)
+    return ((torch.softmax(scores, dim=-1) @ y - y) ** 2).mean().item()
+
+
+def check_laplace_loo_error(fn: Callable[..., Any]) -> bool:
+    """Check ``fn(x, y, width)``: the leave-one-out error of Laplace-kernel regression.
+
+    Each training point ``x_i`` is predicted from all the others, weighted by a softmax of the
+    scores ``-|x_i - x_j| / width`` over ``j != i`` (its own key masked); the function returns
+    the mean squared error of those predictions against ``y``, as a float.
+
+    Args:
+        fn: takes ``x`` and ``y``, 1-D float tensors ``(n,)``, and a float ``width`` > 0;
+            returns a float.
+
+    Returns:
+        ``True`` when every check passes; the feedback is printed.
+
+    Introduced in :ref:`sec-kernel-regression`.
+    """
+    _require_callable("fn", fn)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.sort(torch.rand(7, generator=gen, dtype=torch.float64) * 4).values
+    y = torch.sin(x) + 0.1 * torch.randn(7, generator=gen, dtype=torch.float64)
+
+    def matches(args: dict[str, Any], prop: str) -> Callable[[], None]:
+        def check() -> None:
+            want = _reference_laplace_loo(args["x"], args["y"], args["width"])
+            got = _call(fn, args, prop)
+            try:
+                value = float(got)
+            except (TypeError, ValueError):
+                _expect(False, prop, args, f"a float near {want:.6g}", got)
+                return
+            _expect(abs(value - want) <= 1e-6 * max(1.0, abs(want)), prop, args, want, value)
+
+        return check
+
+    two = {
+        "x": torch.tensor([0.0, 1.0], dtype=torch.float64),
+        "y": torch.tensor([1.0, 3.0], dtype=torch.float64),
+        "width": 1.0,
+    }
+    return _run(
+        "laplace_loo_error",
+        [
+            matches(two, "two points: each is predicted by the other alone (error 4)"),
+            matches({"x": x, "y": y, "width": 1.0}, "seven points, width 1"),
+            matches({"x": x, "y": y, "width": 0.2}, "the width divides the distance (0.2)"),
+            matches({"x": x, "y": y, "width": 5.0}, "the width divides the distance (5)"),
+            matches(
+                {"x": x, "y": y.flip(0), "width": 0.5},
+                "the distance is |x_i - x_j|, not squared, and the error is squared",
+            ),
         ],
     )
