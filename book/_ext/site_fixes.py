@@ -7,7 +7,8 @@ body and attributes) from each page's scripts.
 
 In print, an output that only a live page can show is dropped: a widget view with no picture
 beside it, which is a progress bar (its text form would print "0%"). The interactive figures
-carry a PNG of their state (``attention_book._widgets``), which the PDF shows instead.
+are HTML, not widgets, and carry a PNG of their first frame (``attention_book._explorer``),
+which the PDF shows instead.
 """
 
 from __future__ import annotations

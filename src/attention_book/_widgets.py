@@ -182,7 +182,7 @@ def _positions(positions: object) -> np.ndarray:
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:
-    """The widgets' NumPy softmax (they draw without torch, on every slider move)."""
+    """The widgets' NumPy softmax, run once for every slider position they precompute."""
     weights = np.exp(scores - scores.max())
     result: np.ndarray = weights / weights.sum()
     return result
