@@ -1,72 +1,254 @@
-"""Grade students' lab notebooks with the book's checkers.
+"""Grade students' lab notebooks so that a notebook cannot grade itself.
 
     python scripts/grade_labs.py submissions/*.ipynb            # a table on the screen
     python scripts/grade_labs.py submissions/*.ipynb --csv grades.csv
+    python scripts/grade_labs.py work.ipynb --lab notebooks/labs/02_math/02_softmax.ipynb
 
-Each notebook is executed from top to bottom in a fresh kernel (errors do not stop it), and
-every cell that calls a ``checks.check_*`` function is read: passed, failed or not
-implemented. Run it in the environment the labs run in (``make env`` makes one).
+For each submission:
+
+1. **Only the answers are taken.** The cells tagged ``solution`` (matched to the lab's by cell
+   id, or else in order) are copied into a fresh copy of the book's own lab, from
+   ``notebooks/labs``. Every other cell, the check cells included, comes from the book: a cell
+   the student added, deleted or edited, and any output they typed, is ignored.
+2. **The answers may not import the book's package.** A solution cell that names
+   ``attention_book`` gets zero for the lab's checks, since the package holds the reference
+   solutions.
+3. **The checks are recorded, not judged, in the student's kernel.** The lab runs in a fresh
+   kernel with each check cell wrapped in ``_record.graded``: every call the checker makes to
+   the student's code is written down as data (tensors, numbers, errors).
+4. **The checks are judged here.** Each checker runs again in this process, answered from the
+   record (``_record.replaying``), so its comparisons use this process's NumPy and PyTorch,
+   which the student's code never touched. A check whose record is missing (the notebook
+   stopped, or the checker was replaced) fails; so does one whose answer ran the package's own
+   function of the same name.
+
+Each check is reported as *passed*, *failed*, *not implemented*, *no record* or *uses the
+reference*. Run it in the environment the labs run in (``make env`` makes one).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
+import json
+import os
 import re
+import secrets
 import sys
+import tempfile
+import textwrap
+import tokenize
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
 
-CHECK_CALL = re.compile(r"checks\.(check_\w+)\(")
+from attention_book import checks
+from attention_book.checks import _record
+
+ROOT = Path(__file__).resolve().parent.parent
+LABS = ROOT / "notebooks" / "labs"
+CHECK_CALL = re.compile(r"checks\.(check_\w+)\((\w+)")
 STATUS = {"✓": "passed", "✗": "failed", "…": "not implemented"}
 
 
-def results(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    """Return ``(checker, status)`` for every check cell of an executed notebook."""
-    found = []
+def find_lab(submission: Path) -> Path:
+    """The book's lab of the same file name."""
+    found = sorted(LABS.glob(f"*/{submission.name}"))
+    if len(found) != 1:
+        raise SystemExit(
+            f"{submission}: no lab in {LABS} is named {submission.name!r}; say which with --lab"
+        )
+    return found[0]
+
+
+def _is_solution(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "code" and "solution" in cell.metadata.get("tags", [])
+
+
+def answers(lab: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> list[str]:
+    """The student's code for each of the lab's solution cells (the stub where none)."""
+    slots = [cell for cell in lab.cells if _is_solution(cell)]
+    theirs = [cell for cell in submission.cells if _is_solution(cell)]
+    by_id = {cell.get("id"): cell.source for cell in theirs if cell.get("id")}
+    if all(slot.get("id") in by_id for slot in slots):
+        return [by_id[slot.get("id")] for slot in slots]
+    if len(theirs) == len(slots):
+        return [cell.source for cell in theirs]
+    return [
+        by_id.get(slot.get("id"), theirs[i].source if i < len(theirs) else slot.source)
+        for i, slot in enumerate(slots)
+    ]
+
+
+def names_the_package(code: str) -> bool:
+    """True when code (comments aside) names ``attention_book``, in an import or a string."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return "attention_book" in code
+    return any(
+        t.type in (tokenize.NAME, tokenize.STRING) and "attention_book" in t.string
+        for t in tokens
+    )
+
+
+def graded_notebook(
+    lab: nbformat.NotebookNode, code: list[str]
+) -> tuple[nbformat.NotebookNode, list[tuple[str, str, str]]]:
+    """The book's lab with the student's answers in, and each check cell wrapped.
+
+    Returns the notebook and, for each check cell in order, ``(nonce, checker, argument)``.
+    """
+    nb = nbformat.from_dict(json.loads(json.dumps(lab)))  # a deep copy
+    answers_left = iter(code)
+    wrapped = []
     for cell in nb.cells:
-        match = CHECK_CALL.search(cell.source) if cell.cell_type == "code" else None
-        if not match:
-            continue
-        text = "".join(o.get("text", "") for o in cell.get("outputs", []) if "text" in o)
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        status = STATUS.get(text.strip()[:1], "error" if errors else "not run")
-        found.append((match.group(1), status))
-    return found
+        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
+        if _is_solution(cell):
+            cell.source = next(answers_left)
+        elif cell.cell_type == "code" and CHECK_CALL.search(cell.source):
+            nonce = secrets.token_hex(16)
+            checker, argument = CHECK_CALL.search(cell.source).groups()  # type: ignore[union-attr]
+            cell.source = (
+                "from attention_book.checks import _record as _grading_record\n\n"
+                f'with _grading_record.graded("{nonce}"):\n'
+                + textwrap.indent(cell.source, "    ")
+            )
+            wrapped.append((nonce, checker, argument))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.pop("outputs", None)
+            cell.outputs = []
+            cell.execution_count = None
+    return nb, wrapped
 
 
-def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
-    nb = nbformat.read(path, as_version=4)
+def execute(nb: nbformat.NotebookNode, folder: Path, record: Path, timeout: int) -> str:
+    """Run the notebook in a fresh kernel that records its checks; '' or why it stopped."""
+    before = os.environ.get(_record.ENV)
+    os.environ[_record.ENV] = str(record)
     client = NotebookClient(
         nb,
         timeout=timeout,
         kernel_name="python3",
         allow_errors=True,
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(folder)}},
     )
-    client.execute()
-    return nb
+    try:
+        client.execute()
+    except DeadKernelError:
+        return "the kernel died"
+    except Exception as error:  # a cell over the time limit, for example
+        return f"{type(error).__name__}: {error}"
+    finally:
+        if before is None:
+            os.environ.pop(_record.ENV, None)
+        else:
+            os.environ[_record.ENV] = before
+    return ""
+
+
+def _read_record(record: Path) -> dict[str, list[dict[str, Any]]]:
+    events: dict[str, list[dict[str, Any]]] = {}
+    if record.exists():
+        for line in record.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a dying kernel
+            if isinstance(event, dict) and isinstance(event.get("nonce"), str):
+                events.setdefault(event["nonce"], []).append(event)
+    return events
+
+
+class _Anything(type):
+    pass
+
+
+class StandIn(metaclass=_Anything):
+    """Passed to the replayed checker in place of the student's function or class."""
+
+    def __call__(self, *args: Any) -> Any:  # pragma: no cover - never called in a replay
+        raise AssertionError("a replayed checker called the student's code")
+
+
+def judge(checker: str, argument: str, events: list[dict[str, Any]]) -> tuple[str, str]:
+    """Replay one check from its record; ``(status, feedback)``."""
+    if not any(e.get("event") == "end" for e in events):
+        return "no record", "the notebook stopped before this check finished"
+    output = io.StringIO()
+    try:
+        with _record.replaying(events) as replay, contextlib.redirect_stdout(output):
+            getattr(checks, checker)(StandIn)
+    except _record.MissingRecord as missing:
+        return "no record", f"{missing}: the checker did not run as the book's does"
+    except Exception as error:  # a record that does not fit the checker
+        return "no record", f"the record does not fit {checker}: {type(error).__name__}"
+    text = output.getvalue().strip()
+    references = [
+        name
+        for name in sorted(replay.package_calls)
+        if argument in (name.split(".")[0], name.split(".")[-1])
+    ]
+    if replay.defined_in_package or references:
+        return "uses the reference", (
+            f"{argument} is the package's own {', '.join(references) or argument}"
+        )
+    return STATUS.get(text[:1], "failed"), text
+
+
+def grade(
+    submission: Path, lab_path: Path | None = None, timeout: int = 300
+) -> list[tuple[str, str, str]]:
+    """Grade one submission: ``(checker, status, feedback)`` for each of the lab's checks."""
+    lab_path = lab_path or find_lab(submission)
+    lab = nbformat.read(lab_path, as_version=4)
+    code = answers(lab, nbformat.read(submission, as_version=4))
+    forbidden = any(names_the_package(c) for c in code)
+    nb, wrapped = graded_notebook(lab, code)
+    with tempfile.TemporaryDirectory() as tmp:
+        record = Path(tmp) / "record.jsonl"
+        stopped = execute(nb, lab_path.parent, record, timeout)
+        events = _read_record(record)
+    rows = []
+    for nonce, checker, argument in wrapped:
+        if forbidden:
+            rows.append((checker, "uses the reference", "a solution cell imports attention_book"))
+            continue
+        status, feedback = judge(checker, argument, events.get(nonce, []))
+        if status == "no record" and stopped:
+            feedback += f" ({stopped})"
+        rows.append((checker, status, feedback))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--lab", type=Path, help="the book's lab they answer (default: by name)")
     parser.add_argument("--csv", type=Path, help="also write the grades to this CSV file")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a cell may take")
     args = parser.parse_args(argv)
     rows = []
     for path in args.notebooks:
-        graded = results(execute(path, args.timeout))
-        passed = sum(status == "passed" for _, status in graded)
+        graded = grade(path, args.lab, args.timeout)
+        passed = sum(status == "passed" for _, status, _ in graded)
         print(f"{path}: {passed}/{len(graded)} checks passed")
-        for checker, status in graded:
+        for checker, status, feedback in graded:
             print(f"    {checker:40s} {status}")
-            rows.append({"notebook": str(path), "check": checker, "status": status})
+            if status not in ("passed", "not implemented"):
+                print(textwrap.indent(feedback, " " * 8))
+            rows.append(
+                {"notebook": str(path), "check": checker, "status": status, "feedback": feedback}
+            )
     if args.csv:
         with args.csv.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["notebook", "check", "status"])
+            writer = csv.DictWriter(f, fieldnames=["notebook", "check", "status", "feedback"])
             writer.writeheader()
             writer.writerows(rows)
     return 0
