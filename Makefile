@@ -20,7 +20,7 @@ export CHROMIUM
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env assets notebooks labs book pdf bench bench-gpu test lint unit nbval robust format \
+.PHONY: help env assets notebooks labs solutions book pdf bench bench-gpu test lint unit nbval robust format \
 	site-test pdf-test clean
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make test       lint, unit tests, nbval on every notebook, site build, browser test"
 	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
 	@echo "make labs       make the student labs (no solutions) in notebooks/labs/"
+	@echo "make solutions  write instructors/solutions/, every exercise's worked solution"
 	@echo "make bench      time, memory and error of every attention implementation against N"
 	@echo "make bench-gpu  time the Triton FlashAttention kernels against SDPA (needs a CUDA GPU)"
 	@echo "make robust     run every chapter page under seeds 1 and 2 and another CPU code path"
@@ -52,6 +53,10 @@ notebooks: $(STAMP)
 
 labs: $(STAMP)
 	$(PY) scripts/build_notebooks.py --labs $(PAGES)
+
+# One solutions notebook per chapter for instructors, from the executed pages (no execution).
+solutions: $(STAMP)
+	$(PY) scripts/solutions.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.efficient

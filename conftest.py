@@ -12,8 +12,9 @@ longer says so in its text and raises its own budget, at most to 120 s, in its f
 (``attention_book: {budget_s: 120}``). The chapter pages (not their labs) together must take
 under 600 s of wall time under nbval. A lab's budget is its page's times
 ``SECOND_PATH_SLOWDOWN``: the unvectorised kernels stand in for another processor's rounding,
-not its speed (no x86 processor since 2013 lacks AVX2, and ARM's kernels are vectorised too),
-and they are slower: page 3.3's lab took 117 s alone on them, its page 76 s on AVX2. `make nbval` runs the notebooks in three pytest
+not for its speed (readers' processors run PyTorch's vectorised kernels: AVX2 or AVX-512 on
+x86, NEON on ARM), and they are slower: page 3.3's lab took 117 s alone on them, its page
+76 s on AVX2. `make nbval` runs the notebooks in three pytest
 sessions: the chapter pages that train on one thread, two at a time (pytest-xdist); their labs,
 two at a time; then the pages that time code (``attention_book: {timing: true}``) and their
 labs, alone. Each session adds its notebooks' times to ``_build/nbval-times.json``; the book's

@@ -92,8 +92,7 @@ def names_the_package(code: str) -> bool:
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return "attention_book" in code
     return any(
-        t.type in (tokenize.NAME, tokenize.STRING) and "attention_book" in t.string
-        for t in tokens
+        t.type in (tokenize.NAME, tokenize.STRING) and "attention_book" in t.string for t in tokens
     )
 
 
@@ -108,7 +107,6 @@ def graded_notebook(
     answers_left = iter(code)
     wrapped = []
     for cell in nb.cells:
-        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs")
         if _is_solution(cell):
             cell.source = next(answers_left)
         elif cell.cell_type == "code" and CHECK_CALL.search(cell.source):
@@ -116,8 +114,7 @@ def graded_notebook(
             checker, argument = CHECK_CALL.search(cell.source).groups()  # type: ignore[union-attr]
             cell.source = (
                 "from attention_book.checks import _record as _grading_record\n\n"
-                f'with _grading_record.graded("{nonce}"):\n'
-                + textwrap.indent(cell.source, "    ")
+                f'with _grading_record.graded("{nonce}"):\n' + textwrap.indent(cell.source, "    ")
             )
             wrapped.append((nonce, checker, argument))
     for cell in nb.cells:
@@ -130,8 +127,6 @@ def graded_notebook(
 
 def execute(nb: nbformat.NotebookNode, folder: Path, record: Path, timeout: int) -> str:
     """Run the notebook in a fresh kernel that records its checks; '' or why it stopped."""
-    before = os.environ.get(_record.ENV)
-    os.environ[_record.ENV] = str(record)
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -140,16 +135,11 @@ def execute(nb: nbformat.NotebookNode, folder: Path, record: Path, timeout: int)
         resources={"metadata": {"path": str(folder)}},
     )
     try:
-        client.execute()
+        client.execute(env={**os.environ, _record.ENV: str(record)})
     except DeadKernelError:
         return "the kernel died"
     except Exception as error:  # a cell over the time limit, for example
         return f"{type(error).__name__}: {error}"
-    finally:
-        if before is None:
-            os.environ.pop(_record.ENV, None)
-        else:
-            os.environ[_record.ENV] = before
     return ""
 
 
@@ -166,11 +156,7 @@ def _read_record(record: Path) -> dict[str, list[dict[str, Any]]]:
     return events
 
 
-class _Anything(type):
-    pass
-
-
-class StandIn(metaclass=_Anything):
+class StandIn:
     """Passed to the replayed checker in place of the student's function or class."""
 
     def __call__(self, *args: Any) -> Any:  # pragma: no cover - never called in a replay

@@ -196,27 +196,23 @@ def test_no_solution_line_leaks_into_the_lab(source):
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=source_id)
-def test_grading_reads_every_check(source):
-    """The book's own notebook passes every check; the untouched lab implements none."""
-    book = grade_labs.results(nbformat.read(build_notebooks.notebook_path(source), 4))
-    lab = grade_labs.results(nbformat.read(build_notebooks.lab_path(source), 4))
-    assert [name for name, _ in book] == [name for name, _ in lab]
-    assert all(status == "passed" for _, status in book)
-    assert all(status == "not implemented" for _, status in lab)
-
-
-def test_grading_tells_failed_from_error():
-    nb = nbformat.v4.new_notebook()
-    failed = nbformat.v4.new_code_cell("checks.check_softmax(f)")
-    failed.outputs = [nbformat.v4.new_output("stream", name="stdout", text="✗ softmax failed")]
-    crashed = nbformat.v4.new_code_cell("checks.check_causal_mask(g)")
-    crashed.outputs = [nbformat.v4.new_output("error", ename="NameError", evalue="g", traceback=[])]
-    nb.cells = [failed, crashed, nbformat.v4.new_code_cell("checks.check_softmax(h)")]
-    assert grade_labs.results(nb) == [
-        ("check_softmax", "failed"),
-        ("check_causal_mask", "error"),
-        ("check_softmax", "not run"),
+def test_grading_finds_every_check_and_answer(source):
+    """The grader wraps the lab's check cells, the page's own; each answer has its slot."""
+    page = nbformat.read(build_notebooks.notebook_path(source), 4)
+    lab = nbformat.read(build_notebooks.lab_path(source), 4)
+    _, wrapped = grade_labs.graded_notebook(lab, grade_labs.answers(lab, page))
+    page_checks = [
+        (cell.source, "".join(o.get("text", "") for o in cell.outputs))
+        for cell in page.cells
+        if cell.cell_type == "code" and grade_labs.CHECK_CALL.search(cell.source)
     ]
+    assert [checker for _, checker, _ in wrapped] == [
+        grade_labs.CHECK_CALL.search(code).group(1) for code, _ in page_checks
+    ]
+    assert all(text.startswith("✓") for _, text in page_checks if text)
+    slots = [c for c in lab.cells if "solution" in c.metadata.get("tags", [])]
+    answers = [c for c in page.cells if "solution" in c.metadata.get("tags", [])]
+    assert len(slots) == len(answers)
 
 
 # --- links to the labs -------------------------------------------------------------------

@@ -42,9 +42,7 @@ def _twice(checker: Callable[[Any], bool], record: Path) -> Callable[[Any], bool
 
 
 @pytest.fixture(autouse=True)
-def record_and_replay(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
+def record_and_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     record = tmp_path / "record.jsonl"
     monkeypatch.setenv(_record.ENV, str(record))
     for name in checks.__all__:

@@ -186,7 +186,7 @@ def _package_calls(fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, 
 
 def call(fn: Callable[..., Any], args: dict[str, Any]) -> Any:
     """Call the student's code with ``args`` and write what happened (recording mode)."""
-    before = {k: v.clone() for k, v in args.items() if isinstance(v, torch.Tensor)}
+    before: dict[str, Any] = {k: v.clone() for k, v in args.items() if isinstance(v, torch.Tensor)}
     before |= {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
     origin = getattr(fn, "__module__", "") or ""
     defined_in_package = origin.split(".")[0] == "attention_book"
