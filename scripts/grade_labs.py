@@ -29,7 +29,6 @@ reference*. Run it in the environment the labs run in (``make env`` makes one).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -41,19 +40,16 @@ import tempfile
 import textwrap
 import tokenize
 from pathlib import Path
-from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from attention_book import checks
 from attention_book.checks import _record
 
 ROOT = Path(__file__).resolve().parent.parent
 LABS = ROOT / "notebooks" / "labs"
 CHECK_CALL = re.compile(r"checks\.(check_\w+)\((\w+)")
-STATUS = {"✓": "passed", "✗": "failed", "…": "not implemented"}
 
 
 def find_lab(submission: Path) -> Path:
@@ -143,51 +139,6 @@ def execute(nb: nbformat.NotebookNode, folder: Path, record: Path, timeout: int)
     return ""
 
 
-def _read_record(record: Path) -> dict[str, list[dict[str, Any]]]:
-    events: dict[str, list[dict[str, Any]]] = {}
-    if record.exists():
-        for line in record.read_text(encoding="utf-8").splitlines():
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a dying kernel
-            if isinstance(event, dict) and isinstance(event.get("nonce"), str):
-                events.setdefault(event["nonce"], []).append(event)
-    return events
-
-
-class StandIn:
-    """Passed to the replayed checker in place of the student's function or class."""
-
-    def __call__(self, *args: Any) -> Any:  # pragma: no cover - never called in a replay
-        raise AssertionError("a replayed checker called the student's code")
-
-
-def judge(checker: str, argument: str, events: list[dict[str, Any]]) -> tuple[str, str]:
-    """Replay one check from its record; ``(status, feedback)``."""
-    if not any(e.get("event") == "end" for e in events):
-        return "no record", "the notebook stopped before this check finished"
-    output = io.StringIO()
-    try:
-        with _record.replaying(events) as replay, contextlib.redirect_stdout(output):
-            getattr(checks, checker)(StandIn)
-    except _record.MissingRecord as missing:
-        return "no record", f"{missing}: the checker did not run as the book's does"
-    except Exception as error:  # a record that does not fit the checker
-        return "no record", f"the record does not fit {checker}: {type(error).__name__}"
-    text = output.getvalue().strip()
-    references = [
-        name
-        for name in sorted(replay.package_calls)
-        if argument in (name.split(".")[0], name.split(".")[-1])
-    ]
-    if replay.defined_in_package or references:
-        return "uses the reference", (
-            f"{argument} is the package's own {', '.join(references) or argument}"
-        )
-    return STATUS.get(text[:1], "failed"), text
-
-
 def grade(
     submission: Path, lab_path: Path | None = None, timeout: int = 300
 ) -> list[tuple[str, str, str]]:
@@ -200,13 +151,13 @@ def grade(
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "record.jsonl"
         stopped = execute(nb, lab_path.parent, record, timeout)
-        events = _read_record(record)
+        events = _record.read(record)
     rows = []
     for nonce, checker, argument in wrapped:
         if forbidden:
             rows.append((checker, "uses the reference", "a solution cell imports attention_book"))
             continue
-        status, feedback = judge(checker, argument, events.get(nonce, []))
+        status, feedback = _record.judge(checker, argument, events.get(nonce, []))
         if status == "no record" and stopped:
             feedback += f" ({stopped})"
         rows.append((checker, status, feedback))

@@ -19,6 +19,7 @@ here: ``from attention_book import checks``.
 from __future__ import annotations
 
 from .._facade import adopt
+from ._record import verified
 from .ch1_intuition import check_laplace_loo_error, check_soft_lookup
 from .ch2_math import (
     check_causal_mask,
@@ -106,6 +107,7 @@ __all__ = [
     "check_state_bytes",
     "check_temperature_sampling",
     "check_topk_block_mask",
+    "verified",
 ]
 
 adopt(globals(), __all__)  # document and pickle them under this package

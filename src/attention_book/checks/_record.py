@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib
 import io
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -300,3 +303,112 @@ def replay_call(args: dict[str, Any]) -> tuple[str, Any]:
         elif isinstance(target, np.ndarray):
             target[...] = np.asarray(new)
     return "returned", decode(event["value"])
+
+
+# --- judging: replay a recorded check and say how it went ------------------------------------
+
+STATUS = {"✓": "passed", "✗": "failed", "…": "not implemented"}
+
+
+class StandIn:
+    """Passed to a replayed checker in place of the student's function or class."""
+
+    def __call__(self, *args: Any) -> Any:  # pragma: no cover - a replay calls nothing
+        raise AssertionError("a replayed checker called the student's code")
+
+
+def judge(checker: str, argument: str, events: list[dict[str, Any]]) -> tuple[str, str]:
+    """Replay one recorded check of ``checks.<checker>(<argument>)``: ``(status, feedback)``.
+
+    The status is ``passed``, ``failed``, ``not implemented``, ``no record`` (the notebook
+    stopped before the check ended, or the checker that ran was not the book's) or ``uses the
+    reference`` (the answer is, or calls, the package's own function of that name).
+    """
+    checks = importlib.import_module("attention_book.checks")
+    if not any(e.get("event") == "end" for e in events):
+        return "no record", "the notebook stopped before this check finished"
+    output = io.StringIO()
+    try:
+        with replaying(events) as replay, contextlib.redirect_stdout(output):
+            getattr(checks, checker)(StandIn)
+    except MissingRecord as missing:
+        return "no record", f"{missing}: the checker did not run as the book's does"
+    except Exception as error:  # a record that does not fit the checker
+        return "no record", f"the record does not fit {checker}: {type(error).__name__}"
+    text = output.getvalue().strip()
+    references = [
+        name
+        for name in sorted(replay.package_calls)
+        if argument in (name.split(".")[0], name.split(".")[-1])
+    ]
+    if replay.defined_in_package or references:
+        return "uses the reference", (
+            f"{argument} is the package's own {', '.join(references) or argument}"
+        )
+    return STATUS.get(text[:1], "failed"), text
+
+
+def read(record: Path) -> dict[str, list[dict[str, Any]]]:
+    """The events of a record file, by nonce; lines cut short by a dying kernel are skipped."""
+    events: dict[str, list[dict[str, Any]]] = {}
+    if record.exists():
+        for line in record.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and isinstance(event.get("nonce"), str):
+                events.setdefault(event["nonce"], []).append(event)
+    return events
+
+
+def verified(checker: str, answer: Any, argument: str | None = None) -> bool:
+    """Run ``checks.<checker>(answer)`` here, recorded, and judge it in a fresh Python.
+
+    For autograders that run their tests inside the student's kernel (otter-grader,
+    nbgrader): the comparisons happen in a new process that the student's code never touched,
+    so a patched ``allclose``, a replaced checker or a printed pass symbol earns nothing.
+
+    Args:
+        checker: the name of a checker, such as ``"check_softmax"``.
+        answer: the student's function or class.
+        argument: the name the answer has in the notebook (default: its ``__name__``).
+
+    Returns:
+        ``True`` only when the replayed check passed without the package's own reference.
+    """
+    checks = importlib.import_module("attention_book.checks")
+    name = argument or getattr(answer, "__name__", "")
+    with tempfile.TemporaryDirectory() as folder:
+        record = Path(folder) / "record.jsonl"
+        before = os.environ.get(ENV)
+        os.environ[ENV] = str(record)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), graded("verified"):
+                getattr(checks, checker)(answer)
+        except Exception:
+            pass
+        finally:
+            if before is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = before
+        command = [sys.executable, "-c", _REPLAY, str(record), checker, str(name)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == ["passed"]
+
+
+_REPLAY = (
+    "import sys; from attention_book.checks._record import _main; sys.exit(_main(sys.argv[1:]))"
+)
+
+
+def _main(argv: list[str]) -> int:
+    record, checker, argument = argv
+    status, feedback = judge(checker, argument, read(Path(record)).get("verified", []))
+    print(feedback)
+    print(status)
+    return 0 if status == "passed" else 1
