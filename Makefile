@@ -20,7 +20,7 @@ export CHROMIUM
 export PYTHONHASHSEED := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help env assets notebooks labs solutions book pdf bench bench-gpu test lint unit nbval robust format \
+.PHONY: help env assets notebooks labs solutions assignments book pdf bench bench-gpu test lint unit nbval robust format \
 	site-test pdf-test clean
 
 help:
@@ -30,6 +30,7 @@ help:
 	@echo "make notebooks  execute book/**/*.md into notebooks/ (PAGES=book/... for some)"
 	@echo "make labs       make the student labs (no solutions) in notebooks/labs/"
 	@echo "make solutions  write instructors/solutions/, every exercise's worked solution"
+	@echo "make assignments write assignments/: otter-grader masters, an nbgrader source/"
 	@echo "make bench      time, memory and error of every attention implementation against N"
 	@echo "make bench-gpu  time the Triton FlashAttention kernels against SDPA (needs a CUDA GPU)"
 	@echo "make robust     run every chapter page under seeds 1 and 2 and another CPU code path"
@@ -57,6 +58,10 @@ labs: $(STAMP)
 # One solutions notebook per chapter for instructors, from the executed pages (no execution).
 solutions: $(STAMP)
 	$(PY) scripts/solutions.py
+
+# otter-grader master notebooks and an nbgrader course's source/, from book/ (no execution).
+assignments: $(STAMP)
+	$(PY) scripts/assignments.py
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.efficient

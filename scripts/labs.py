@@ -70,7 +70,15 @@ def _split_code_cell(block: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _hints(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.strip().startswith(HINT)]
+    """The ``# Hint:`` comments of some lines, each with the comment lines that continue it."""
+    hints: list[str] = []
+    in_hint = False
+    for line in lines:
+        comment = line.strip().startswith("#")
+        in_hint = line.strip().startswith(HINT) or (in_hint and comment)
+        if in_hint:
+            hints.append(line)
+    return hints
 
 
 def _stub_def(node: ast.FunctionDef | ast.ClassDef, lines: list[str]) -> list[str]:
@@ -104,7 +112,7 @@ def stub_solution(code: str) -> str:
     tree = ast.parse(code)
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     if not defs:
-        hints = [line.strip() for line in lines if line.strip().startswith(HINT)]
+        hints = [line.strip() for line in _hints(lines)]
         return "\n".join([*hints, "# Your code here."])
     out: list[str] = []
     for stmt in tree.body:

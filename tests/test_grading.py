@@ -213,3 +213,32 @@ def test_a_real_lab_reference_full_marks_stub_zero(tmp_path):
     assert [s for _, s, _ in grade_labs.grade(submission)] == ["passed", "passed"]
     submission.write_bytes(lab.read_bytes())
     assert {s for _, s, _ in grade_labs.grade(submission)} == {"not implemented"}
+
+
+# --- checks.verified: the hidden test of the otter and nbgrader assignments ----------------
+
+
+def _softmax(x, dim=-1):
+    e = (x - x.amax(dim=dim, keepdim=True)).exp()
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def _identity(x, dim=-1):
+    return x
+
+
+def test_verified_passes_an_honest_answer_only(monkeypatch):
+    import numpy as np
+    import torch
+
+    from attention_book import checks
+    from attention_book.attention import softmax as reference
+
+    assert checks.verified("check_softmax", _softmax, "softmax")
+    assert not checks.verified("check_softmax", _identity, "softmax")
+    assert not checks.verified("check_softmax", reference, "softmax")  # the package's own
+    monkeypatch.setattr(torch, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(np, "allclose", lambda *a, **k: True)
+    assert not checks.verified("check_softmax", _identity, "softmax")  # judged elsewhere
+    monkeypatch.setattr(checks, "check_softmax", lambda fn: print("✓ passes") or True)
+    assert not checks.verified("check_softmax", _softmax, "softmax")  # no record: not the book's

@@ -124,6 +124,22 @@ def test_free_code_keeps_only_its_hints():
     assert stub == "# Hint: try a tiny T.\n# Your code here."
 
 
+def test_a_hint_keeps_the_comment_lines_that_continue_it():
+    code = (
+        "def f(x):\n"
+        "    # Hint: a hint that runs\n"
+        "    # over two lines.\n"
+        "    # A note for the solution only? No: still the hint's run.\n"
+        "    y = x + 1  # not a hint\n"
+        "    # a comment after code\n"
+        "    return y\n"
+    )
+    stub = labs.stub_solution(code)
+    assert "# over two lines." in stub and "# a comment after code" not in stub
+    free = labs.stub_solution("# Hint: first\n# second\nx = 1\n# third\n")
+    assert free == "# Hint: first\n# second\n# Your code here."
+
+
 def test_unclosed_solution_is_an_error():
     with pytest.raises(ValueError, match="solution-start.*has no.*solution-end"):
         labs.to_lab("```{solution-start} x\n```\n\ntext\n")
