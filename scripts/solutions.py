@@ -3,6 +3,9 @@
     python scripts/solutions.py            # writes instructors/solutions/<chapter>.ipynb
     python scripts/solutions.py --check    # exit 1 when a written notebook is stale
 
+It also writes ``book/_quiz_bank.md``, the chapter quizzes with their answers, which the
+instructors' guide includes: the quizzes' one source is ``attention_book/quizzes``.
+
 Each chapter's notebook lists, page by page, every exercise with its worked solution: the
 solution's code cells with the outputs they printed when the book was built, its written
 discussion, and the check cell that follows it. Nothing is executed here: the cells come from
@@ -20,11 +23,14 @@ from pathlib import Path
 
 import nbformat
 
+from attention_book import quiz
+
 import build_notebooks
 import labs
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "instructors" / "solutions"
+QUIZ_BANK = ROOT / "book" / "_quiz_bank.md"
 SITE = "https://paying-attention.github.io/paying-attention"
 NOTE = (
     "> **For instructors.** Every exercise of this chapter with its worked solution, as the "
@@ -109,6 +115,12 @@ def chapters() -> list[str]:
     return sorted({s.parent.name for s in build_notebooks.chapter_sources()})
 
 
+def quiz_bank() -> str:
+    """The instructors' copy of every chapter quiz, with answers and explanations."""
+    head = "<!-- Written by `make solutions` from attention_book/quizzes; do not edit. -->\n\n"
+    return head + quiz.bank_markdown()
+
+
 def render(nb: nbformat.NotebookNode) -> str:
     return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
@@ -117,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report stale notebooks")
     args = parser.parse_args(argv)
+    texts = {OUT / f"{c}.ipynb": render(chapter_notebook(c)) for c in chapters()}
+    texts[QUIZ_BANK] = quiz_bank()
     stale = []
-    for chapter in chapters():
-        path = OUT / f"{chapter}.ipynb"
-        text = render(chapter_notebook(chapter))
+    for path, text in texts.items():
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         stale.append(path)

@@ -54,3 +54,12 @@ def test_every_exercise_has_its_solution(chapter):
 def test_solutions_stay_out_of_the_labs_folder():
     assert solutions.OUT.resolve().parent.name == "instructors"
     assert not list((ROOT / "notebooks" / "labs").rglob("*solution*"))
+
+
+def test_the_quiz_bank_is_up_to_date():
+    """The instructors' guide includes the quizzes with answers, made from the same files."""
+    assert solutions.QUIZ_BANK.read_text(encoding="utf-8") == solutions.quiz_bank(), (
+        "book/_quiz_bank.md is stale: run `make solutions`"
+    )
+    guide = (ROOT / "book" / "instructors.md").read_text(encoding="utf-8")
+    assert "```{include} _quiz_bank.md" in guide

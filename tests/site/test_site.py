@@ -313,3 +313,41 @@ def test_interactive_pages_stay_light(visit, base_url):
     own = sizes[urls[0]]
     print(f"\n{visit.page_name}: {weight / 2**20:.2f} MiB in all, the page {own / 2**10:.0f} KiB")
     assert weight < 3 * 2**20, f"{visit.page_name} loads {weight / 2**20:.2f} MiB (gzip)"
+
+
+# The chapter quizzes (issue 20): each chapter's last page ends with one.
+def test_every_chapter_ends_with_a_quiz(site_dir):
+    last_pages = {
+        part["chapters"][-1]["file"]
+        for part in TOC["parts"]
+        if part["chapters"][0]["file"].startswith("notebooks/")
+    }
+    assert len(last_pages) == len(CHAPTERS)
+    for page in last_pages:
+        assert 'class="pa-quiz"' in (site_dir / f"{page}.html").read_text(encoding="utf-8"), page
+
+
+def test_a_quiz_explains_the_option_clicked(visit):
+    """A click on a wrong option opens its explanation, saying why it is wrong; a click on
+    the right one says why it is right. No kernel, no network."""
+    page = visit.page
+    quizzes = page.locator(".pa-quiz")
+    if quizzes.count() == 0:
+        pytest.skip("no quiz on this page")
+    questions = quizzes.first.locator(".pa-question")
+    assert questions.count() >= 5
+    for q in range(questions.count()):
+        question = questions.nth(q)
+        wrong = question.locator("details.pa-wrong").first
+        right = question.locator("details.pa-right")
+        assert right.count() == 1
+        assert not wrong.locator(".pa-why").is_visible(), "explanations start hidden"
+        wrong.locator("summary").click()
+        why = wrong.locator(".pa-why")
+        why.wait_for(state="visible")
+        assert why.inner_text().startswith("Not quite.") and len(why.inner_text()) > 20
+        assert "pa-chosen" in (wrong.get_attribute("class") or ""), "the script did not run"
+        assert not right.locator(".pa-why").is_visible()
+        right.locator("summary").click()
+        assert right.locator(".pa-why").inner_text().startswith("Right.")
+    assert not visit.errors, visit.errors

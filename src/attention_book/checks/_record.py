@@ -376,6 +376,8 @@ def verified(checker: str, answer: Any, argument: str | None = None) -> bool:
 
     Returns:
         ``True`` only when the replayed check passed without the package's own reference.
+
+    Introduced in :ref:`sec-instructors`.
     """
     checks = importlib.import_module("attention_book.checks")
     name = argument or getattr(answer, "__name__", "")
