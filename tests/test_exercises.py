@@ -91,3 +91,15 @@ def test_every_accepted_exercise_is_still_flagged():
 )
 def test_what_counts_as_a_line(code, lines):
     assert nontrivial(code) == lines
+
+
+def test_every_chapter_has_two_auto_checked_exercises():
+    """Each chapter has at least two exercises whose check cell calls a checker."""
+    checked: dict[str, set[str]] = {}
+    for source in build_notebooks.chapter_sources():
+        for item in assignments.parse(source.read_text(encoding="utf-8")):
+            if isinstance(item, assignments.Exercise) and item.checked:
+                checked.setdefault(source.parent.name, set()).add(item.label)
+    chapters = {s.parent.name for s in build_notebooks.chapter_sources()}
+    assert set(checked) == chapters
+    assert all(len(labels) >= 2 for labels in checked.values()), checked
