@@ -51,6 +51,7 @@ assets: $(ASSETS)
 
 notebooks: $(STAMP)
 	$(PY) scripts/build_notebooks.py $(PAGES)
+	$(PY) scripts/solutions.py  # the instructors' solutions carry the pages' new outputs
 
 labs: $(STAMP)
 	$(PY) scripts/build_notebooks.py --labs $(PAGES)
