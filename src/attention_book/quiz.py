@@ -185,7 +185,7 @@ def bank_markdown() -> str:
     """Every quiz with its answers and explanations, as MyST, for the instructors' guide.
 
     Returns:
-        One section per chapter: each question, each option marked right or wrong, and why.
+        MyST text with a section per chapter, each option marked right or wrong, and why.
 
     Introduced in :ref:`sec-instructors`.
     """
