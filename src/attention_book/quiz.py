@@ -96,7 +96,7 @@ class Quiz:
         lines = []
         for n, q in enumerate(self.questions, 1):
             lines.append(f"**{n}.** {q.text}\n")
-            lines += [f"{'abcd'[i]}. {o.text}" for i, o in enumerate(q.options)]
+            lines += [f"- {'abcd'[i]}. {o.text}" for i, o in enumerate(q.options)]
             lines.append("")
         answers = [f"{n}{'abcd'[q.answer]}" for n, q in enumerate(self.questions, 1)]  # 1c, 2a, ...
         lines.append(f"*Answers:* {', '.join(answers)}.")

@@ -14,6 +14,8 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page
 
+from attention_book import quiz
+
 ROOT = Path(__file__).resolve().parents[2]
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
@@ -207,16 +209,8 @@ def test_the_page_declares_a_favicon_that_loads(visit, base_url):
     assert visit.page.request.get(href).status == 200
 
 
-# Chapter folders that must each hold at least one interactive figure (issue 19).
-CHAPTERS = [
-    "01_intuition",
-    "02_math",
-    "03_rnn",
-    "04_transformers",
-    "05_vision",
-    "06_efficiency",
-    "07_modern",
-]
+# The chapter folders: each must hold an interactive figure (issue 19) and end with a quiz.
+CHAPTERS = quiz.CHAPTERS
 
 
 def test_every_chapter_has_an_interactive_figure(site_dir):
