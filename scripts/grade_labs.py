@@ -10,9 +10,9 @@ For each submission:
    id, or else in order) are copied into a fresh copy of the book's own lab, from
    ``notebooks/labs``. Every other cell, the check cells included, comes from the book: a cell
    the student added, deleted or edited, and any output they typed, is ignored.
-2. **The answers may not import the book's package.** A solution cell that names
-   ``attention_book`` gets zero for the lab's checks, since the package holds the reference
-   solutions.
+2. **An answer may not be the book's own.** A check gets zero when a solution cell takes the
+   function it checks from ``attention_book``, which holds the reference solutions (helpers
+   the exercise does not ask for are fine).
 3. **The checks are recorded, not judged, in the student's kernel.** The lab runs in a fresh
    kernel with each check cell wrapped in ``_record.graded``: every call the checker makes to
    the student's code is written down as data (tensors, numbers, errors).
@@ -29,8 +29,8 @@ reference*. Run it in the environment the labs run in (``make env`` makes one).
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
-import io
 import json
 import os
 import re
@@ -38,7 +38,6 @@ import secrets
 import sys
 import tempfile
 import textwrap
-import tokenize
 from pathlib import Path
 
 import nbformat
@@ -81,15 +80,41 @@ def answers(lab: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> li
     ]
 
 
-def names_the_package(code: str) -> bool:
-    """True when code (comments aside) names ``attention_book``, in an import or a string."""
+def references(code: str, names: set[str]) -> set[str]:
+    """The checked ``names`` that code takes from the book's package instead of writing them.
+
+    ``from attention_book.x import softmax``, ``import attention_book as ab`` then
+    ``ab.x.softmax``, and ``__import__("attention_book...")`` with ``"softmax"`` in the cell all
+    count; taking a helper the exercise does not ask for (``padding_mask``, say) does not.
+    """
     try:
-        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
-        return "attention_book" in code
-    return any(
-        t.type in (tokenize.NAME, tokenize.STRING) and "attention_book" in t.string for t in tokens
-    )
+        tree = ast.parse(code)
+    except SyntaxError:
+        return {n for n in names if n in code} if "attention_book" in code else set()
+    found: set[str] = set()
+    roots: set[str] = set()  # names bound to the package or one of its modules
+    dynamic = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("attention_book"):
+            for alias in node.names:
+                found |= names if alias.name == "*" else {alias.name} & names
+                roots.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("attention_book"):
+                    roots.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            dynamic |= "attention_book" in node.value
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in names:
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if dynamic or (isinstance(root, ast.Name) and root.id in roots):
+                found.add(node.attr)
+        elif dynamic and isinstance(node, ast.Constant) and node.value in names:
+            found.add(str(node.value))
+    return found
 
 
 def graded_notebook(
@@ -146,16 +171,16 @@ def grade(
     lab_path = lab_path or find_lab(submission)
     lab = nbformat.read(lab_path, as_version=4)
     code = answers(lab, nbformat.read(submission, as_version=4))
-    forbidden = any(names_the_package(c) for c in code)
     nb, wrapped = graded_notebook(lab, code)
+    taken = set().union(*(references(c, {arg for _, _, arg in wrapped}) for c in code))
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "record.jsonl"
         stopped = execute(nb, lab_path.parent, record, timeout)
         events = _record.read(record)
     rows = []
     for nonce, checker, argument in wrapped:
-        if forbidden:
-            rows.append((checker, "uses the reference", "a solution cell imports attention_book"))
+        if argument in taken:
+            rows.append((checker, "uses the reference", f"{argument} comes from attention_book"))
             continue
         status, feedback = _record.judge(checker, argument, events.get(nonce, []))
         if status == "no record" and stopped:

@@ -189,18 +189,25 @@ def test_answers_are_matched_by_cell_id_then_order():
 
 
 @pytest.mark.parametrize(
-    ("code", "names"),
+    ("code", "taken"),
     [
-        ("from attention_book.attention import softmax", True),
-        ("import attention_book as ab", True),
-        ("m = __import__('attention_book.attention')", True),
-        ("# attention_book.attention.softmax would do it\ndef f(x):\n    return x", False),
-        ("def f(x):\n    return x  # not attention_book", False),
-        ("def f(x:\n", False),
+        ("from attention_book.attention import softmax", {"softmax"}),
+        ("from attention_book.attention import softmax as mine", {"softmax"}),
+        ("from attention_book.attention import *", {"softmax", "causal_mask"}),
+        ("import attention_book as ab\nsoftmax = ab.attention.softmax", {"softmax"}),
+        (
+            "import attention_book.attention\nf = attention_book.attention.causal_mask",
+            {"causal_mask"},
+        ),
+        ("m = __import__('attention_book.attention')\nf = getattr(m, 'softmax')", {"softmax"}),
+        ("from attention_book.attention import padding_mask\ndef softmax(x):\n    return x", set()),
+        ("# attention_book.attention.softmax would do it\ndef softmax(x):\n    return x", set()),
+        ("def softmax(x):\n    return torch.softmax(x, -1)", set()),
+        ("def f(x:\n", set()),
     ],
 )
-def test_names_the_package(code, names):
-    assert grade_labs.names_the_package(code) is names
+def test_references_finds_what_a_cell_takes_from_the_package(code, taken):
+    assert grade_labs.references(code, {"softmax", "causal_mask"}) == taken
 
 
 def test_a_real_lab_reference_full_marks_stub_zero(tmp_path):
