@@ -99,8 +99,8 @@ def parse(text: str) -> list[Item]:
         ):
             current.check = "\n".join(labs._split_code_cell(block)[1]).strip()
         else:
-            if name is not None or "\n".join(block).strip():
-                current = None if name is not None else current
+            if name is not None:  # a cell or directive other than the check ends the exercise
+                current = None
             items.append(block)
     return items
 

@@ -249,3 +249,28 @@ def test_verified_passes_an_honest_answer_only(monkeypatch):
     assert not checks.verified("check_softmax", _identity, "softmax")  # judged elsewhere
     monkeypatch.setattr(checks, "check_softmax", lambda fn: print("✓ passes") or True)
     assert not checks.verified("check_softmax", _softmax, "softmax")  # no record: not the book's
+
+
+def test_judging_is_safe_from_several_threads(tmp_path, monkeypatch):
+    """The grader judges in threads (two notebooks at a time): replays must not mix."""
+    import json
+
+    from attention_book import checks
+    from attention_book.checks import _record
+
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv(_record.ENV, str(record))
+    with _record.graded("right"):
+        checks.check_softmax(_softmax)
+    with _record.graded("wrong"):
+        checks.check_softmax(_identity)
+    events = _record.read(record)
+    with ThreadPoolExecutor(4) as pool:
+        verdicts = list(
+            pool.map(
+                lambda n: _record.judge("check_softmax", "softmax", events[n])[0],
+                ["right", "wrong"] * 20,
+            )
+        )
+    assert verdicts == ["passed", "failed"] * 20
+    assert json.dumps(verdicts)  # plain strings

@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -308,6 +309,8 @@ def replay_call(args: dict[str, Any]) -> tuple[str, Any]:
 # --- judging: replay a recorded check and say how it went ------------------------------------
 
 STATUS = {"✓": "passed", "✗": "failed", "…": "not implemented"}
+# A replay sets this module's state and captures the process's stdout: one at a time.
+_JUDGING = threading.Lock()
 
 
 class StandIn:
@@ -329,7 +332,7 @@ def judge(checker: str, argument: str, events: list[dict[str, Any]]) -> tuple[st
         return "no record", "the notebook stopped before this check finished"
     output = io.StringIO()
     try:
-        with replaying(events) as replay, contextlib.redirect_stdout(output):
+        with _JUDGING, replaying(events) as replay, contextlib.redirect_stdout(output):
             getattr(checks, checker)(StandIn)
     except MissingRecord as missing:
         return "no record", f"{missing}: the checker did not run as the book's does"
