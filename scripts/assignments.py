@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "assignments"
 OTTER = OUT / "otter"
 NBGRADER = OUT / "nbgrader" / "source"
-CHECK = re.compile(r"checks\.(check_\w+)\((\w+)\)")
+CHECK = labs.CHECK_CALL
 REPOSITORY = "https://github.com/paying-attention/paying-attention"
 
 
@@ -145,8 +145,8 @@ def _asserted(check: str) -> str:
 
 def _verified(check: str) -> str:
     """The check cell with ``checks.check_x(f)`` judged in a fresh Python instead."""
-    return CHECK.sub(
-        lambda m: f'checks.verified("{m.group(1)}", {m.group(2)}, "{m.group(2)}")',
+    return CHECK.sub(  # the call's closing bracket stays where it was
+        lambda m: f'checks.verified("{m.group(1)}", {m.group(2)}, "{m.group(2)}"',
         _asserted(check),
     )
 

@@ -33,7 +33,6 @@ import ast
 import csv
 import json
 import os
-import re
 import secrets
 import sys
 import tempfile
@@ -46,9 +45,10 @@ from nbclient.exceptions import DeadKernelError
 
 from attention_book.checks import _record
 
+from labs import CHECK_CALL
+
 ROOT = Path(__file__).resolve().parent.parent
 LABS = ROOT / "notebooks" / "labs"
-CHECK_CALL = re.compile(r"checks\.(check_\w+)\((\w+)")
 
 
 def find_lab(submission: Path) -> Path:
@@ -128,6 +128,8 @@ def graded_notebook(
     answers_left = iter(code)
     wrapped = []
     for cell in nb.cells:
+        if cell.cell_type == "code":  # the book's outputs are not the student's
+            cell.outputs, cell.execution_count = [], None
         if _is_solution(cell):
             cell.source = next(answers_left)
         elif cell.cell_type == "code" and CHECK_CALL.search(cell.source):
@@ -138,11 +140,6 @@ def graded_notebook(
                 f'with _grading_record.graded("{nonce}"):\n' + textwrap.indent(cell.source, "    ")
             )
             wrapped.append((nonce, checker, argument))
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.pop("outputs", None)
-            cell.outputs = []
-            cell.execution_count = None
     return nb, wrapped
 
 

@@ -16,6 +16,7 @@ import ast
 import re
 
 HINT = "# Hint:"
+CHECK_CALL = re.compile(r"checks\.(check_\w+)\((\w+)")  # a check cell's checker and answer
 STUB = "raise NotImplementedError"
 LAB_NOTE = (
     "> **Lab version.** The exercises at the end of this notebook have no solutions: write "
