@@ -179,3 +179,58 @@ def test_ready_made_batches_are_each_one_step():
     assert history.steps == 6
     with pytest.raises(ValueError, match="batch_size=None needs data as a list of batches"):
         train(nn.Linear(3, 1), (x, y), nn.functional.mse_loss, epochs=1, batch_size=None)
+
+
+@pytest.mark.parametrize("n, batch_size", [(256, 64), (250, 64), (10, 64), (7, 1)])
+@pytest.mark.parametrize("with_generator", [True, False])
+def test_tensor_batches_are_the_dataloaders_bit_for_bit(n, batch_size, with_generator):
+    """train cuts tensor data by indexing; it must give DataLoader's batches, in DataLoader's
+    order, and leave every generator where DataLoader leaves it, or every stored run changes."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from attention_book.train import _ShuffledBatches
+
+    g = torch.Generator().manual_seed(0)
+    tensors = (torch.randn(n, 2, 3, generator=g), torch.randint(0, 5, (n,), generator=g))
+
+    def epochs(make):
+        seed_everything(3)
+        generator = torch.Generator().manual_seed(7) if with_generator else None
+        loader = make(generator)
+        batches = [[t.clone() for t in batch] for _ in range(3) for batch in loader]
+        after = [torch.rand(2).tolist()]  # where the global generator stands
+        if generator is not None:
+            after.append(torch.rand(2, generator=generator).tolist())
+        return len(loader), batches, after
+
+    ours = epochs(lambda gen: _ShuffledBatches(tensors, batch_size, gen))
+    theirs = epochs(
+        lambda gen: DataLoader(
+            TensorDataset(*tensors), batch_size=batch_size, shuffle=True, generator=gen
+        )
+    )
+    assert ours[0] == theirs[0]
+    assert ours[2] == theirs[2]
+    assert len(ours[1]) == len(theirs[1])
+    for mine, reference in zip(ours[1], theirs[1], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(mine, reference, strict=True))
+
+
+def test_a_dataset_subclass_fetches_its_own_examples():
+    from torch.utils.data import TensorDataset
+
+    class Flipped(TensorDataset):
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            return -x, y
+
+    class Recording(nn.Linear):
+        def forward(self, x):
+            seen.append(x)
+            return super().forward(x)
+
+    x, y = line_data(64)
+    seen = []
+    train(Recording(3, 1), Flipped(x, y), nn.functional.mse_loss, epochs=1, progress=False)
+    assert len(seen) == 1
+    assert torch.allclose(seen[0].sum(0), -x.sum(0), atol=1e-5)  # the flipped examples

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -102,7 +104,12 @@ def train(
     if not params:
         raise ValueError("model has no trainable parameters")
     device = params[0].device
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
+    loader: Iterable[Any]
+    if type(data) is TensorDataset and batch_size is not None:  # not a subclass: it may
+        # fetch its examples its own way
+        loader = _ShuffledBatches(data.tensors, batch_size, generator)
+    else:
+        loader = DataLoader(data, batch_size=batch_size, shuffle=True, generator=generator)
     optimizer = torch.optim.Adam(params, lr=lr)
     total_steps = epochs * len(loader)
 
@@ -140,6 +147,41 @@ def train(
         bar.set_postfix(postfix, refresh=False)
     model.eval()
     return history
+
+
+class _ShuffledBatches:
+    """The batches of ``DataLoader(TensorDataset(*tensors), batch_size, shuffle=True)``, cut
+    by indexing.
+
+    The DataLoader fetches every example on its own and stacks them again, which costs more
+    than a small model's step. This gives the same batches, bit for bit, in the same order:
+    each epoch draws from ``generator`` exactly what the DataLoader draws (a worker seed, the
+    permutation, and a permutation it throws away), so a run's trajectory does not change;
+    ``tests/test_train.py`` holds the two to the same batches.
+    """
+
+    def __init__(
+        self, tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator | None
+    ) -> None:
+        self.tensors, self.batch_size, self.generator = tensors, batch_size, generator
+        self.size = len(tensors[0])
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        # the DataLoader's seed for its workers, drawn even when there are none
+        torch.empty((), dtype=torch.int64).random_(generator=self.generator)
+        generator = self.generator
+        if generator is None:  # the sampler seeds a fresh generator from the global one
+            generator = torch.Generator()
+            generator.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+        order = torch.randperm(self.size, generator=generator)
+        for start in range(0, self.size, self.batch_size):
+            rows = order[start : start + self.batch_size]
+            yield tuple(t[rows] for t in self.tensors)
+        # the sampler draws a second, unused permutation when it runs out (torch 2.x)
+        torch.randperm(self.size, generator=generator)
 
 
 def _tensor_dataset(data: tuple[torch.Tensor, ...]) -> TensorDataset:
