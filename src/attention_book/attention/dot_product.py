@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
@@ -33,50 +32,22 @@ def softmax(
             exactly 0. A slice with no True entry gets all-zero weights, not NaN.
 
     Returns:
-        A tensor of the shape and dtype of ``scores``. In float32 and float64, a weight
-        smaller than the smallest normal number (``torch.finfo(dtype).tiny``, about 1e-38 in
-        float32) is exactly 0: it could not change any sum it joins, and skipping it keeps the
-        CPU's ``exp`` on its fast path.
+        A tensor of the shape and dtype of ``scores``.
 
     Introduced in :ref:`sec-soft-lookup`; masks in :ref:`sec-masks`.
     """
     _validate.tensor("scores", scores)
     _validate.dim_index("dim", dim, scores.ndim)
     temperature = _validate.positive("temperature", temperature)
-    z = scores / temperature if temperature != 1.0 else scores  # x / 1 is x, bit for bit
+    z = scores / temperature
     if mask is not None:
         _check_mask(mask, tuple(scores.shape), "scores")
         z = z.masked_fill(~mask, -math.inf)
     top = z.amax(dim=dim, keepdim=True)
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # all-masked slice
-    shifted = z - top  # the largest allowed entry becomes exp(0) = 1, masked ones exp(-inf) = 0
-    floor = _exp_floor(shifted.dtype)
-    if floor is None:
-        e = shifted.exp()
-    else:  # exp only where it gives a normal number; exactly 0 below (see _exp_floor)
-        e = torch.where(shifted < floor, 0.0, shifted.clamp_min(floor).exp())
+    e = (z - top).exp()  # the largest allowed entry becomes exp(0) = 1, masked ones 0
     total = e.sum(dim=dim, keepdim=True)
     return e / total.clamp_min(torch.finfo(e.dtype).tiny)
-
-
-@functools.cache
-def _exp_floor(dtype: torch.dtype) -> float | None:
-    """The smallest ``x`` whose ``exp(x)`` is a normal number of ``dtype`` (float32, float64).
-
-    Below it ``exp`` gives a subnormal number or 0, a weight smaller than ``finfo.tiny``
-    (about 1e-38 in float32) that changes no sum it joins; ``softmax`` makes those weights
-    exactly 0 without computing them. The reason is speed: the CPU's vectorised ``exp`` takes a
-    scalar path for such inputs, 50 to 200 times slower, and a trained model's peaked attention
-    (and every masked score) produces them by the thousand. ``None`` for other dtypes, which
-    keep plain ``exp``.
-    """
-    if dtype not in (torch.float32, torch.float64):
-        return None
-    tiny = torch.finfo(dtype).tiny
-    x = torch.tensor(math.log(tiny), dtype=dtype)
-    while x.exp().item() < tiny:  # a step or two above log(tiny), whatever exp's rounding
-        x = torch.nextafter(x, torch.zeros((), dtype=dtype))
-    return x.item()
 
 
 def dot_product_scores(
