@@ -44,6 +44,19 @@ def test_softmax_is_stable_for_huge_scores():
     torch.testing.assert_close(out, torch.softmax(x - 1000.0, dim=-1))
 
 
+def test_softmax_is_the_plain_formula_bit_for_bit_in_the_normal_range():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 7, 9, generator=g) * 8
+    top = scores.amax(-1, keepdim=True)
+    e = (scores - top).exp()
+    assert torch.equal(softmax(scores), e / e.sum(-1, keepdim=True))
+    assert torch.equal(softmax(scores, temperature=2.0), softmax(scores / 2.0))
+
+
+def test_softmax_keeps_nan():
+    assert torch.isnan(softmax(torch.tensor([0.0, math.nan]))).all()
+
+
 def test_softmax_keeps_dtype():
     assert softmax(rand(3, dtype=torch.float32)).dtype == torch.float32
 
